@@ -1,0 +1,67 @@
+import { STATUS_CODES } from 'node:http'
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { UsernameTakenError } from './users-repository'
+
+/** The contract's error body: Fastify's shape, with a message that never leaks internals. */
+export function errorBody (statusCode: number, message: string, code?: string) {
+  return code === undefined
+    ? { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message }
+    : { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, code }
+}
+
+// SQLite failing underneath us (disk, lock, corruption) is unavailability, not a bug to show.
+const DB_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL|CORRUPT|NOTADB|READONLY)/
+
+/** Status and message for any error, for the service API and for the compat adapters alike. */
+export function classifyError (error: FastifyError): { statusCode: number, message: string, code?: string } {
+  if (error.validation) return { statusCode: 400, message: error.message, code: 'FST_ERR_VALIDATION' }
+  if (error instanceof UsernameTakenError) return { statusCode: 409, message: error.message }
+  if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) {
+    // V8's JSON.parse message quotes the body, which may hold a password.
+    return { statusCode: 400, message: 'Body is not valid JSON', code: 'FST_ERR_CTP_INVALID_JSON_BODY' }
+  }
+  if (typeof error.code === 'string' && DB_UNAVAILABLE.test(error.code)) return { statusCode: 503, message: 'Database unavailable' }
+  const statusCode = error.statusCode ?? 500
+  if (statusCode >= 400 && statusCode < 500) {
+    return { statusCode, message: error.message, code: error.code?.startsWith('FST_') ? error.code : undefined }
+  }
+  if (statusCode === 503) return { statusCode, message: error.message }
+  return { statusCode: 500, message: 'Internal Server Error' }
+}
+
+/**
+ * HTTP rules shared by every route: JSON parsing, security headers, the one error handler
+ * and the 404 handler.
+ */
+export default fp(async function http (fastify) {
+  // The default JSON parser (prototype-poisoning protection included), except that an empty
+  // body counts as no body: POST /auth/logout may be sent with Content-Type and nothing else.
+  const parseJson = fastify.getDefaultJsonParser('error', 'error')
+  fastify.removeContentTypeParser('application/json')
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '' || (typeof body === 'string' && body.trim() === '')) {
+      done(null, undefined)
+      return
+    }
+    parseJson(request, body as string, done)
+  })
+
+  fastify.addHook('onSend', async (request, reply) => {
+    reply.header('x-content-type-options', 'nosniff')
+    // Every answer is user-specific or carries tokens: never cache it. The docs may be cached.
+    if (!request.url.startsWith('/docs')) reply.header('cache-control', 'no-store')
+    else reply.header('x-frame-options', 'DENY')
+  })
+
+  fastify.setErrorHandler(function (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    const { statusCode, message, code } = classifyError(error)
+    if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
+    else request.log.info({ statusCode, code: code ?? error.code }, message)
+    return reply.status(statusCode).send(errorBody(statusCode, message, code))
+  })
+
+  fastify.setNotFoundHandler(function (request, reply) {
+    return reply.status(404).send(errorBody(404, `Route ${request.method} ${request.url.split('?')[0]} not found`))
+  })
+}, { name: 'http' })

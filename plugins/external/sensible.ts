@@ -1,0 +1,4 @@
+import sensible from '@fastify/sensible'
+
+// httpErrors (reply.unauthorized(), fastify.httpErrors.conflict() ...) that produce the contract's error shape.
+export default sensible

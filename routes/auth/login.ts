@@ -1,0 +1,23 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { BODY_ERRORS, errors } from '../../src/schemas/common'
+import { LoginCredentials } from '../../src/schemas/users'
+import { TokenPair } from '../../src/schemas/tokens'
+
+const login: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.post('/login', {
+    schema: {
+      operationId: 'login',
+      tags: ['auth'],
+      summary: 'Log in: start a session and get a token pair',
+      description: 'An unknown username and a wrong password get the same 401, after the same work.',
+      body: LoginCredentials,
+      response: { 200: TokenPair, ...errors(...BODY_ERRORS, 401) }
+    }
+  }, async (request, reply) => {
+    const user = await fastify.accounts.authenticate(request.body.username, request.body.password, request.log)
+    if (user === null) return reply.unauthorized('Invalid username or password')
+    return await fastify.sessions.start(user.id)
+  })
+}
+
+export default login

@@ -1,0 +1,22 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { BODY_ERRORS, errors } from '../../src/schemas/common'
+import { RefreshRequest, TokenPair } from '../../src/schemas/tokens'
+
+const refresh: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.post('/refresh', {
+    schema: {
+      operationId: 'refresh',
+      tags: ['auth'],
+      summary: 'Rotate a refresh token into a new token pair',
+      description: 'Each refresh token works once. Presenting one that was already rotated revokes its whole session (401).',
+      body: RefreshRequest,
+      response: { 200: TokenPair, ...errors(...BODY_ERRORS, 401, 503) }
+    }
+  }, async (request, reply) => {
+    const pair = await fastify.sessions.refresh(request.body.refresh_token, request.log)
+    if (pair === null) return reply.unauthorized('Invalid or expired refresh token')
+    return pair
+  })
+}
+
+export default refresh

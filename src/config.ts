@@ -1,0 +1,165 @@
+import { randomBytes } from 'node:crypto'
+import { Type, type Static } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+/**
+ * The environment, as a TypeBox schema. It is read once, at start (`loadConfig`);
+ * nothing else in the service reads `process.env`.
+ */
+const Bool = Type.Union([Type.Literal('true'), Type.Literal('false')])
+const Int = (min: number, max: number) => Type.String({ pattern: '^[0-9]+$', minimum: min, maximum: max })
+
+export const EnvSchema = Type.Object({
+  NODE_ENV: Type.Optional(Type.String()),
+  PORT: Type.Optional(Int(0, 65535)),
+  HOST: Type.Optional(Type.String({ minLength: 1 })),
+  DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  REDIS_PREFIX: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,64}$' })),
+  JWT_SECRET: Type.Optional(Type.String()),
+  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  ACCESS_TOKEN_TTL: Type.Optional(Int(30, 86400)),
+  REFRESH_TOKEN_TTL: Type.Optional(Int(60, 31536000)),
+  BCRYPT_COST: Type.Optional(Int(10, 15)),
+  COMPAT_ROUTES: Type.Optional(Bool),
+  CORS_ORIGIN: Type.Optional(Type.String()),
+  RATE_LIMITS: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
+  TRUST_PROXY: Type.Optional(Bool),
+  LOG_LEVEL: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
+  WORKERS: Type.Optional(Int(1, 64))
+})
+export type Env = Static<typeof EnvSchema>
+
+export interface Config {
+  production: boolean
+  port: number
+  host: string
+  database: { kind: 'sqlite', filename: string }
+  redisUrl: string | undefined
+  /** prefix of every Redis key this service writes, so that instances or tests can share a server */
+  redisPrefix: string
+  jwt: {
+    secret: Buffer
+    /** true when no JWT_SECRET was given and a random one was made at start */
+    ephemeralSecret: boolean
+    issuer: string
+    audience: string
+  }
+  accessTokenTtl: number
+  refreshTokenTtl: number
+  bcryptCost: number
+  compatRoutes: boolean
+  corsOrigin: string[] | '*' | undefined
+  rateLimits: boolean
+  trustProxy: boolean
+  logLevel: string
+  workers: number
+}
+
+export class ConfigError extends Error {
+  constructor (public readonly variable: string, reason: string) {
+    super(`Invalid configuration: ${variable} ${reason}`)
+    this.name = 'ConfigError'
+  }
+}
+
+function intOf (env: Env, name: keyof Env, fallback: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const schema = EnvSchema.properties[name] as { minimum?: number, maximum?: number }
+  const n = Number(raw)
+  if (!Number.isSafeInteger(n) || !/^[0-9]+$/.test(raw)) throw new ConfigError(name, 'must be a whole number')
+  if (schema.minimum !== undefined && n < schema.minimum) throw new ConfigError(name, `must be at least ${schema.minimum}`)
+  if (schema.maximum !== undefined && n > schema.maximum) throw new ConfigError(name, `must be at most ${schema.maximum}`)
+  return n
+}
+
+/** `file:./data/auth.db`, a bare path or `:memory:`; a postgres URL is refused until it is supported. */
+function parseDatabaseUrl (raw: string): Config['database'] {
+  if (/^postgres(ql)?:\/\//i.test(raw)) {
+    throw new ConfigError('DATABASE_URL', 'selects PostgreSQL, which this version does not support yet (use a SQLite file)')
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
+    throw new ConfigError('DATABASE_URL', 'must be a SQLite file (file:path or a path) or :memory:')
+  }
+  const filename = raw.startsWith('file:') ? raw.slice('file:'.length) : raw
+  if (filename === '') throw new ConfigError('DATABASE_URL', 'names no file')
+  return { kind: 'sqlite', filename }
+}
+
+function parseCors (raw: string | undefined): Config['corsOrigin'] {
+  if (raw === undefined || raw.trim() === '') return undefined
+  if (raw.trim() === '*') return '*'
+  const origins = raw.split(',').map((o) => o.trim()).filter(Boolean)
+  for (const origin of origins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) throw new ConfigError('CORS_ORIGIN', `has an origin that is not scheme://host[:port]: ${origin}`)
+  }
+  return origins
+}
+
+/**
+ * Parses the environment. Throws a ConfigError naming the first bad variable;
+ * the caller (server.ts) prints it and exits, so nothing starts half-configured.
+ */
+export function loadConfig (source: Record<string, string | undefined> = process.env): Config {
+  // Only our variables, and empty strings count as unset (as in most .env tooling).
+  const env: Record<string, string> = {}
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = source[key]
+    if (value !== undefined && value !== '') env[key] = value
+  }
+  if (!Value.Check(EnvSchema, env)) {
+    const first = Value.Errors(EnvSchema, env).First()
+    const variable = first ? first.path.replace(/^\//, '') : 'environment'
+    throw new ConfigError(variable, `is invalid: ${first?.message ?? 'unknown error'}`)
+  }
+  const e = env as Env
+  const production = e.NODE_ENV === 'production'
+
+  let secret: Buffer
+  let ephemeralSecret = false
+  if (e.JWT_SECRET !== undefined) {
+    secret = Buffer.from(e.JWT_SECRET, 'utf8')
+    if (secret.length < 32) throw new ConfigError('JWT_SECRET', 'must be at least 32 bytes (256 bits) for HS256')
+    if (e.JWT_SECRET.trim() !== e.JWT_SECRET) throw new ConfigError('JWT_SECRET', 'must not start or end with whitespace')
+  } else if (production) {
+    throw new ConfigError('JWT_SECRET', 'is required when NODE_ENV=production')
+  } else {
+    secret = randomBytes(32)
+    ephemeralSecret = true
+  }
+
+  const accessTokenTtl = intOf(e, 'ACCESS_TOKEN_TTL', 900)
+  const refreshTokenTtl = intOf(e, 'REFRESH_TOKEN_TTL', 2592000)
+  if (refreshTokenTtl < accessTokenTtl) throw new ConfigError('REFRESH_TOKEN_TTL', 'must not be shorter than ACCESS_TOKEN_TTL')
+
+  const workers = intOf(e, 'WORKERS', 1)
+  if (workers > 1 && e.REDIS_URL === undefined) {
+    throw new ConfigError('WORKERS', 'above 1 needs REDIS_URL: an in-process revocation store cannot be shared between processes')
+  }
+
+  return {
+    production,
+    port: intOf(e, 'PORT', 3000),
+    host: e.HOST ?? '127.0.0.1',
+    database: parseDatabaseUrl(e.DATABASE_URL ?? 'file:./data/auth.db'),
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX ?? 'auth:',
+    jwt: {
+      secret,
+      ephemeralSecret,
+      issuer: e.JWT_ISSUER ?? 'auth-service',
+      audience: e.JWT_AUDIENCE ?? 'auth-service'
+    },
+    accessTokenTtl,
+    refreshTokenTtl,
+    bcryptCost: intOf(e, 'BCRYPT_COST', 12),
+    compatRoutes: (e.COMPAT_ROUTES ?? 'true') === 'true',
+    corsOrigin: parseCors(e.CORS_ORIGIN),
+    rateLimits: (e.RATE_LIMITS ?? 'on') === 'on',
+    trustProxy: e.TRUST_PROXY === 'true',
+    logLevel: e.LOG_LEVEL ?? 'info',
+    workers
+  }
+}

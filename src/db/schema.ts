@@ -1,0 +1,50 @@
+import { sqliteTable, text, integer, index, uniqueIndex } from 'drizzle-orm/sqlite-core'
+
+// Times are epoch milliseconds (UTC); the repositories turn them into ISO strings.
+
+export const users = sqliteTable('users', {
+  id: text('id').primaryKey(),
+  username: text('username').notNull(),
+  /** lower-cased username: uniqueness is case-insensitive, the display form is kept as written */
+  usernameKey: text('username_key').notNull(),
+  passwordHash: text('password_hash').notNull(),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull()
+}, (t) => [uniqueIndex('users_username_key_unique').on(t.usernameKey)])
+
+/**
+ * One row per login. No foreign key to users on purpose: a deleted user's sessions stay
+ * (revoked) until their access tokens have expired, so the revocation survives a restart.
+ */
+export const sessions = sqliteTable('sessions', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull(),
+  createdAt: integer('created_at').notNull(),
+  lastUsedAt: integer('last_used_at').notNull(),
+  /** absolute end of the session: no refresh after this */
+  expiresAt: integer('expires_at').notNull(),
+  revokedAt: integer('revoked_at'),
+  revokedReason: text('revoked_reason')
+}, (t) => [
+  index('sessions_user_id_idx').on(t.userId),
+  index('sessions_revoked_at_idx').on(t.revokedAt),
+  index('sessions_expires_at_idx').on(t.expiresAt)
+])
+
+/** Refresh tokens, stored only as SHA-256 hashes. A used one is kept to detect its reuse. */
+export const refreshTokens = sqliteTable('refresh_tokens', {
+  tokenHash: text('token_hash').primaryKey(),
+  sessionId: text('session_id').notNull().references(() => sessions.id, { onDelete: 'cascade' }),
+  createdAt: integer('created_at').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+  usedAt: integer('used_at')
+}, (t) => [index('refresh_tokens_session_id_idx').on(t.sessionId)])
+
+/** Single access tokens revoked before their expiry (the session itself lives on). */
+export const revokedTokens = sqliteTable('revoked_tokens', {
+  jti: text('jti').primaryKey(),
+  sessionId: text('session_id').notNull(),
+  /** the token's own `exp`, in epoch ms: the entry is useless after it */
+  expiresAt: integer('expires_at').notNull(),
+  revokedAt: integer('revoked_at').notNull()
+}, (t) => [index('revoked_tokens_expires_at_idx').on(t.expiresAt)])

@@ -1,0 +1,81 @@
+import cluster from 'node:cluster'
+import { buildApp } from './app'
+import { ConfigError, loadConfig, type Config } from './config'
+import { loggerOptions } from './logger'
+
+/** Reads .env (if present) without overriding the real environment. */
+function loadDotEnv () {
+  try {
+    process.loadEnvFile('.env')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+}
+
+async function serve (config: Config) {
+  const app = await buildApp(config, {
+    logger: loggerOptions(config.logLevel),
+    connectionTimeout: 10_000,
+    keepAliveTimeout: 72_000,
+    requestTimeout: 15_000,
+    pluginTimeout: 30_000
+  })
+  if (config.jwt.ephemeralSecret) {
+    app.log.warn('JWT_SECRET is not set: a random key was made for this process; tokens will not survive a restart')
+  }
+
+  // Graceful shutdown: stop accepting, let in-flight requests finish, close the database
+  // and Redis (onClose hooks), then exit 0. A second signal, or 10 s, forces the exit.
+  let closing = false
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (closing) process.exit(1)
+    closing = true
+    app.log.info({ signal }, 'shutting down')
+    const force = setTimeout(() => process.exit(1), 10_000).unref()
+    app.close().then(() => {
+      clearTimeout(force)
+      process.exit(0)
+    }, (err) => {
+      app.log.error({ err }, 'error during shutdown')
+      process.exit(1)
+    })
+  }
+  process.once('SIGTERM', shutdown)
+  process.once('SIGINT', shutdown)
+
+  await app.listen({ port: config.port, host: config.host })
+}
+
+async function main () {
+  loadDotEnv()
+  let config: Config
+  try {
+    config = loadConfig(process.env)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message)
+      process.exit(1)
+    }
+    throw err
+  }
+
+  // WORKERS=N: N processes share the port (node:cluster); the blocklist is in Redis then.
+  if (config.workers > 1 && cluster.isPrimary) {
+    for (let i = 0; i < config.workers; i++) cluster.fork()
+    cluster.on('exit', (worker, code) => {
+      if (code !== 0) console.error(`worker ${worker.process.pid} exited with ${code}`)
+    })
+    const stop = (signal: NodeJS.Signals) => {
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal)
+    }
+    process.once('SIGTERM', stop)
+    process.once('SIGINT', stop)
+    return
+  }
+  await serve(config)
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
