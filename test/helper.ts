@@ -1,0 +1,124 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { once } from 'node:events'
+import type { Test } from 'tap'
+import { Redis } from 'ioredis'
+import { buildApp } from '../src/app'
+import { loadConfig } from '../src/config'
+import type { TokenPair } from '../src/schemas/tokens'
+
+export type App = Awaited<ReturnType<typeof buildApp>>
+
+/** A test key: 32+ bytes, made per process, never a fixed string. */
+export const TEST_SECRET = randomBytes(32).toString('base64url')
+
+/** The environment every test app starts from: in-memory SQLite, cheap bcrypt, silent logs. */
+export function testEnv (overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    NODE_ENV: 'test',
+    DATABASE_URL: ':memory:',
+    BCRYPT_COST: '10',
+    JWT_SECRET: TEST_SECRET,
+    LOG_LEVEL: 'silent',
+    ...overrides
+  }
+}
+
+/** The real application, built with the production options, closed when the test ends. */
+export async function build (t: Test, overrides: Record<string, string | undefined> = {}, options: Parameters<typeof buildApp>[1] = {}): Promise<App> {
+  const app = await buildApp(loadConfig(testEnv(overrides)), options)
+  t.teardown(() => app.close())
+  await app.ready()
+  return app
+}
+
+let counter = 0
+/** A username no other test file will pick. */
+export function uniqueName (prefix = 'user'): string {
+  counter++
+  return `${prefix}_${process.pid}_${counter}_${randomBytes(3).toString('hex')}`
+}
+
+export const PASSWORD = 'correct horse battery staple'
+
+export async function register (app: App, username = uniqueName(), password = PASSWORD) {
+  const res = await app.inject({ method: 'POST', url: '/auth/register', payload: { username, password } })
+  if (res.statusCode !== 201) throw new Error(`register failed: ${res.statusCode} ${res.body}`)
+  return { ...(res.json() as { id: string, username: string, created_at: string }), password }
+}
+
+export async function login (app: App, username: string, password = PASSWORD): Promise<TokenPair> {
+  const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { username, password } })
+  if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`)
+  return res.json()
+}
+
+/** A registered, logged-in user. */
+export async function newUser (app: App, password = PASSWORD) {
+  const user = await register(app, uniqueName(), password)
+  const tokens = await login(app, user.username, password)
+  return { ...user, tokens, auth: bearer(tokens.access_token) }
+}
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+
+// --- Redis ---------------------------------------------------------------------------
+
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** A key prefix of its own, so that parallel test files never see each other's keys. */
+export const redisPrefix = () => `test:${randomUUID()}:`
+
+/**
+ * Fails (never skips) when the shared Redis cannot be reached: every machine of this
+ * project runs one, and a suite that quietly skipped would prove nothing.
+ */
+export async function requireRedis (t: Test, url = REDIS_URL): Promise<void> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000, retryStrategy: () => null })
+  try {
+    await client.connect()
+    await client.ping()
+  } catch (err) {
+    t.fail(`Redis at ${url} is unreachable (${(err as Error).message}); start it: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`)
+    throw err
+  } finally {
+    client.disconnect()
+  }
+}
+
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+/** A redis-server of the test's own, on a free port, that the test may stop, restart or flush. */
+export async function ownRedis (t: Test) {
+  const port = await freePort()
+  let child: ChildProcess | null = null
+  const start = async () => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout!.on('data', (d) => { out += d })
+    const deadline = Date.now() + 5000
+    while (!out.includes('Ready to accept connections')) {
+      if (Date.now() > deadline) throw new Error('redis-server did not start')
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
+  const stop = async () => {
+    if (child === null) return
+    const c = child
+    child = null
+    c.kill('SIGKILL')
+    if (c.exitCode === null) await once(c, 'exit')
+  }
+  await start()
+  t.teardown(stop)
+  return { url: `redis://127.0.0.1:${port}`, port, start, stop }
+}
