@@ -122,3 +122,61 @@ export async function ownRedis (t: Test) {
   t.teardown(stop)
   return { url: `redis://127.0.0.1:${port}`, port, start, stop }
 }
+
+// --- A real server process ---------------------------------------------------------------
+
+export const SERVER_ENTRY = require('node:path').join(__dirname, '..', 'dist', 'src', 'server.js') as string
+
+export interface RunningServer {
+  url: string
+  port: number
+  child: ChildProcess
+  /** what the process wrote, for assertions on logs */
+  output: () => string
+  /** SIGTERM, then the exit code */
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>
+}
+
+/**
+ * Starts the built service (`npm run build` first; `npm test` does) as its own process on a
+ * free port, with a fresh SQLite file unless DATABASE_URL is given, and waits for /health.
+ */
+export async function startServer (t: Test, env: Record<string, string | undefined> = {}): Promise<RunningServer> {
+  const { mkdtempSync } = require('node:fs') as typeof import('node:fs')
+  const { tmpdir } = require('node:os') as typeof import('node:os')
+  const { join } = require('node:path') as typeof import('node:path')
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'auth-service-'))
+  const child = spawn(process.execPath, [SERVER_ENTRY], {
+    env: {
+      PATH: process.env.PATH,
+      ...testEnv({ DATABASE_URL: `file:${join(dir, 'auth.db')}`, LOG_LEVEL: 'info' }),
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      ...env
+    },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  child.stdout!.on('data', (d) => { out += d })
+  child.stderr!.on('data', (d) => { out += d })
+  const url = `http://127.0.0.1:${port}`
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
+    child.kill(signal)
+    const [code] = await once(child, 'exit')
+    return code as number | null
+  }
+  t.teardown(() => stop('SIGKILL'))
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${out}`)
+    try {
+      const res = await fetch(`${url}/health`)
+      if (res.status === 200 || res.status === 503) break
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`server did not start: ${out}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return { url, port, child, output: () => out, stop }
+}
