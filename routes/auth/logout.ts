@@ -6,6 +6,8 @@ const logout: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/logout', {
     onRequest: fastify.authenticate,
     preHandler: fastify.checkRevocation,
+    // The body is optional: no body means the default scope.
+    preValidation: async (request) => { request.body ??= {} },
     schema: {
       operationId: 'logout',
       tags: ['auth'],

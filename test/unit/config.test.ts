@@ -1,0 +1,97 @@
+import t from 'tap'
+import { ConfigError, loadConfig } from '../../src/config'
+
+const secret = 'x'.repeat(40)
+
+t.test('defaults match API.md', async (t) => {
+  const c = loadConfig({})
+  t.equal(c.port, 3000)
+  t.equal(c.host, '127.0.0.1')
+  t.same(c.database, { kind: 'sqlite', filename: './data/auth.db' })
+  t.equal(c.redisUrl, undefined)
+  t.equal(c.jwt.issuer, 'auth-service')
+  t.equal(c.jwt.audience, 'auth-service')
+  t.equal(c.accessTokenTtl, 900)
+  t.equal(c.refreshTokenTtl, 2592000)
+  t.equal(c.bcryptCost, 12)
+  t.equal(c.compatRoutes, true)
+  t.equal(c.corsOrigin, undefined)
+  t.equal(c.rateLimits, true)
+  t.equal(c.logLevel, 'info')
+})
+
+t.test('without JWT_SECRET outside production: a random 256-bit key, never a fixed one', async (t) => {
+  const a = loadConfig({})
+  const b = loadConfig({})
+  t.ok(a.jwt.ephemeralSecret)
+  t.equal(a.jwt.secret.length, 32)
+  t.not(a.jwt.secret.toString('hex'), b.jwt.secret.toString('hex'))
+})
+
+t.test('each bad value names its variable', async (t) => {
+  const bad: Array<[Record<string, string>, string]> = [
+    [{ NODE_ENV: 'production' }, 'JWT_SECRET'],
+    [{ JWT_SECRET: 'short' }, 'JWT_SECRET'],
+    [{ JWT_SECRET: 'x'.repeat(31) }, 'JWT_SECRET'],
+    [{ PORT: 'eighty' }, 'PORT'],
+    [{ PORT: '70000' }, 'PORT'],
+    [{ BCRYPT_COST: '9' }, 'BCRYPT_COST'],
+    [{ BCRYPT_COST: '16' }, 'BCRYPT_COST'],
+    [{ ACCESS_TOKEN_TTL: '-5' }, 'ACCESS_TOKEN_TTL'],
+    [{ ACCESS_TOKEN_TTL: '1.5' }, 'ACCESS_TOKEN_TTL'],
+    [{ REFRESH_TOKEN_TTL: '100', ACCESS_TOKEN_TTL: '900' }, 'REFRESH_TOKEN_TTL'],
+    [{ COMPAT_ROUTES: 'yes' }, 'COMPAT_ROUTES'],
+    [{ RATE_LIMITS: 'maybe' }, 'RATE_LIMITS'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL'],
+    [{ DATABASE_URL: 'postgres://localhost/test' }, 'DATABASE_URL'],
+    [{ DATABASE_URL: 'mysql://localhost/test' }, 'DATABASE_URL'],
+    [{ CORS_ORIGIN: 'not a url' }, 'CORS_ORIGIN'],
+    [{ WORKERS: '2' }, 'WORKERS']
+  ]
+  for (const [env, variable] of bad) {
+    let error: unknown
+    try {
+      loadConfig(env)
+    } catch (err) {
+      error = err
+    }
+    t.ok(error instanceof ConfigError, `${JSON.stringify(env).slice(0, 60)} is refused`)
+    t.equal((error as ConfigError).variable, variable)
+    t.match((error as ConfigError).message, variable)
+  }
+})
+
+t.test('the secret never appears in a config error', async (t) => {
+  try {
+    loadConfig({ JWT_SECRET: 'tooshort-secret-value' })
+    t.fail('should throw')
+  } catch (err) {
+    t.notMatch((err as Error).message, /tooshort-secret-value/)
+  }
+})
+
+t.test('valid values are parsed', async (t) => {
+  const c = loadConfig({
+    NODE_ENV: 'production',
+    JWT_SECRET: secret,
+    PORT: '8080',
+    DATABASE_URL: 'file:/tmp/x.db',
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    CORS_ORIGIN: 'https://a.example, http://localhost:5173',
+    COMPAT_ROUTES: 'false',
+    RATE_LIMITS: 'off',
+    WORKERS: '2'
+  })
+  t.equal(c.production, true)
+  t.equal(c.jwt.ephemeralSecret, false)
+  t.equal(c.jwt.secret.toString(), secret)
+  t.equal(c.port, 8080)
+  t.same(c.database, { kind: 'sqlite', filename: '/tmp/x.db' })
+  t.same(c.corsOrigin, ['https://a.example', 'http://localhost:5173'])
+  t.equal(c.compatRoutes, false)
+  t.equal(c.rateLimits, false)
+  t.equal(c.workers, 2)
+  t.equal(loadConfig({ DATABASE_URL: ':memory:' }).database.filename, ':memory:')
+  t.equal(loadConfig({ CORS_ORIGIN: '*' }).corsOrigin, '*')
+})
