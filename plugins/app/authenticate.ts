@@ -25,7 +25,7 @@ declare module 'fastify' {
   }
 }
 
-const BEARER = /^Bearer +([^\s]+) *$/i
+const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i // RFC 6750 b64token, one space
 
 /** The token from `Authorization: Bearer <token>`; never from the query string or a cookie. */
 export function bearerToken (request: FastifyRequest): string | undefined {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { BearerSecurity, errors, NoContent } from '../../src/schemas/common'
 import { LogoutRequest } from '../../src/schemas/tokens'
+import { InvalidTokenError } from '../../plugins/app/authenticate'
 
 const logout: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/logout', {
@@ -19,6 +20,7 @@ const logout: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     const claims = request.auth!
+    if (await fastify.usersRepository.findById(claims.sub) === undefined) throw new InvalidTokenError('User no longer exists')
     const scope = request.body?.scope ?? 'session'
     if (scope === 'all') {
       const revoked = await fastify.sessions.revokeAllOfUser(claims.sub, 'logout_all')

@@ -1,10 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { BearerSecurity, errors, NoContent } from '../../src/schemas/common'
 import { SessionList, SessionParams } from '../../src/schemas/sessions'
+import { InvalidTokenError } from '../../plugins/app/authenticate'
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
 const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
+  // A token whose user no longer exists is a 401, as on every protected route.
+  const requireUser = async (id: string) => {
+    if (await fastify.usersRepository.findById(id) === undefined) throw new InvalidTokenError('User no longer exists')
+  }
+
   fastify.get('/me/sessions', {
     schema: {
       operationId: 'listSessions',
@@ -16,6 +22,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     const { sub, sid } = request.auth!
+    await requireUser(sub)
     const list = await fastify.sessions.listActive(sub)
     return list.map((s) => ({
       id: s.id,
@@ -37,6 +44,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     const { sub } = request.auth!
+    await requireUser(sub)
     const session = await fastify.sessions.findActive(request.params.id)
     // Another user's session is "not found" too: ids of others are not confirmed.
     if (session === undefined || session.userId !== sub) return reply.notFound('Session not found')

@@ -18,7 +18,7 @@ export const LogoutRequest = Type.Object({
 }, { additionalProperties: false })
 
 export const IntrospectRequest = Type.Object({
-  token: Type.String({ maxLength: 8192 })
+  token: Type.String({ maxLength: 12288 })
 }, { additionalProperties: false })
 
 export const IntrospectResponse = Type.Union([
