@@ -27,7 +27,7 @@ t.test('a NUL byte never ends a password early', async (t) => {
   const nulHash = await passwords.hash('abcd\u0000efgh')
   t.notOk(await passwords.verify('abcd\u0000zzzz', nulHash))
   t.ok(await passwords.verify('abcd\u0000efgh', nulHash))
-  t.notMatch(prehash('abcd\u0000efgh'), /\u0000/, 'bcrypt never sees the NUL')
+  t.notOk(prehash('abcd\u0000efgh').includes('\u0000'), 'bcrypt never sees the NUL')
 })
 
 t.test('compared exactly: no trimming, no case folding', async (t) => {
