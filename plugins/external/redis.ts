@@ -18,4 +18,15 @@ export default fp(async function redisConnection (fastify) {
     maxRetriesPerRequest: 1,
     retryStrategy: (times: number) => Math.min(times * 100, 1000)
   })
+  // One log line per outage, not one per reconnect attempt.
+  let healthy = true
+  fastify.redis.on('error', (err: NodeJS.ErrnoException) => {
+    if (!healthy) return
+    healthy = false
+    fastify.log.error({ code: err.code, msg: err.message }, 'redis connection lost; protected routes answer 503 until it is back')
+  })
+  fastify.redis.on('ready', () => {
+    if (!healthy) fastify.log.info('redis connection restored')
+    healthy = true
+  })
 }, { name: 'redis', dependencies: ['config'] })

@@ -1,0 +1,81 @@
+import t from 'tap'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Redis } from 'ioredis'
+import { build, bearer, login, newUser, ownRedis, PASSWORD, redisPrefix } from '../helper'
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+t.test('revocations survive a restart of the service (memory store, same database file)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'auth-restart-'))
+  const env = { DATABASE_URL: `file:${join(dir, 'auth.db')}` }
+
+  const first = await build(t, env)
+  const loggedOut = await newUser(first)
+  const kept = await newUser(first)
+  const deleted = await newUser(first)
+  const renewed = await newUser(first)
+  const everywhere = await newUser(first)
+  const everywhereOther = await login(first, everywhere.username)
+  t.equal((await first.inject({ method: 'POST', url: '/auth/logout', headers: loggedOut.auth })).statusCode, 204)
+  t.equal((await first.inject({ method: 'DELETE', url: '/users/me', headers: deleted.auth })).statusCode, 204)
+  t.equal((await first.inject({ method: 'POST', url: '/auth/logout', headers: everywhere.auth, payload: { scope: 'all' } })).statusCode, 204)
+  await first.sessions.revokeAccessToken(first.tokens.verifyAccessToken(renewed.tokens.access_token)!)
+  await first.close()
+
+  const second = await build(t, env)
+  const me = (token: string) => second.inject({ url: '/users/me', headers: bearer(token) })
+  t.equal((await me(loggedOut.tokens.access_token)).statusCode, 401, 'logged-out session')
+  t.equal((await me(deleted.tokens.access_token)).statusCode, 401, 'deleted user')
+  t.equal((await me(renewed.tokens.access_token)).statusCode, 401, 'single revoked jti')
+  t.equal((await me(everywhereOther.access_token)).statusCode, 401, 'logout-all')
+  t.equal((await me(kept.tokens.access_token)).statusCode, 200, 'a live token still works')
+  t.equal((await second.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: loggedOut.tokens.refresh_token } })).statusCode, 401)
+  t.equal((await second.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: kept.tokens.refresh_token } })).statusCode, 200)
+  await login(second, kept.username, PASSWORD)
+})
+
+t.test('with Redis: outage answers 503 (fail closed), recovery, restart and FLUSHALL lose nothing', async (t) => {
+  const server = await ownRedis(t)
+  const app = await build(t, { REDIS_URL: server.url, REDIS_PREFIX: redisPrefix() })
+  const live = await newUser(app)
+  const revoked = await newUser(app)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: revoked.auth })).statusCode, 204)
+  t.equal((await app.inject({ url: '/users/me', headers: revoked.auth })).statusCode, 401)
+  t.equal((await app.inject({ url: '/health' })).json().checks.revocation_store_kind, 'redis')
+
+  // FLUSHALL while connected: the next read notices and rebuilds from the database.
+  const admin = new Redis(server.url)
+  await admin.flushall()
+  admin.disconnect()
+  t.equal((await app.inject({ url: '/users/me', headers: revoked.auth })).statusCode, 401, 'revoked token stays revoked after FLUSHALL')
+  t.equal((await app.inject({ url: '/users/me', headers: live.auth })).statusCode, 200)
+
+  await server.stop()
+  const down = await app.inject({ url: '/users/me', headers: live.auth })
+  t.equal(down.statusCode, 503, 'protected route: 503, never 200')
+  t.same(down.json(), { statusCode: 503, error: 'Service Unavailable', message: 'Revocation store unavailable' })
+  t.equal((await app.inject({ url: '/users/me', headers: revoked.auth })).statusCode, 503, 'even for a revoked token: 503, not 200')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: live.auth })).statusCode, 503)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/introspect', payload: { token: live.tokens.access_token } })).statusCode, 503)
+  const refresh = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: live.tokens.refresh_token } })
+  t.equal(refresh.statusCode, 503, 'refresh: 503')
+  const health = await app.inject({ url: '/health' })
+  t.equal(health.statusCode, 503)
+  t.equal(health.json().checks.revocation_store, 'down')
+  t.equal(health.json().checks.database, 'ok')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { username: live.username, password: PASSWORD } })).statusCode, 200, 'login does not depend on the store')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload: { username: `${live.username}_2`, password: PASSWORD } })).statusCode, 201, 'nor does register')
+
+  await server.start() // back, and empty
+  let status = 0
+  for (let i = 0; i < 100 && status !== 200; i++) {
+    status = (await app.inject({ url: '/users/me', headers: live.auth })).statusCode
+    if (status !== 200) await sleep(50)
+  }
+  t.equal(status, 200, 'recovers when Redis is back')
+  t.equal((await app.inject({ url: '/users/me', headers: revoked.auth })).statusCode, 401, 'revoked token stays revoked after a Redis restart')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: live.tokens.refresh_token } })).statusCode, 200, 'the 503 did not consume the refresh token')
+  t.equal((await app.inject({ url: '/health' })).statusCode, 200)
+})
