@@ -37,8 +37,9 @@ export function classifyError (error: FastifyError): { statusCode: number, messa
 export default fp(async function http (fastify) {
   // The default JSON parser (prototype-poisoning protection included), except that an empty
   // body counts as no body: POST /auth/logout may be sent with Content-Type and nothing else.
+  // JSON only: text/plain and everything else is 415.
   const parseJson = fastify.getDefaultJsonParser('error', 'error')
-  fastify.removeContentTypeParser('application/json')
+  fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '' || (typeof body === 'string' && body.trim() === '')) {
       done(null, undefined)
