@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
 import { BODY_ERRORS, errors } from '../../src/schemas/common'
 import { LoginCredentials } from '../../src/schemas/users'
 import { TokenPair } from '../../src/schemas/tokens'
@@ -11,7 +12,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Log in: start a session and get a token pair',
       description: 'An unknown username and a wrong password get the same 401, after the same work.',
       body: LoginCredentials,
-      response: { 200: TokenPair, ...errors(...BODY_ERRORS, 401) }
+      response: { 200: Type.Ref(TokenPair), ...errors(...BODY_ERRORS, 401) }
     }
   }, async (request, reply) => {
     const user = await fastify.accounts.authenticate(request.body.username, request.body.password, request.log)

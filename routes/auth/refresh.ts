@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
 import { BODY_ERRORS, errors } from '../../src/schemas/common'
 import { RefreshRequest, TokenPair } from '../../src/schemas/tokens'
 
@@ -10,7 +11,7 @@ const refresh: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Rotate a refresh token into a new token pair',
       description: 'Each refresh token works once. Presenting one that was already rotated revokes its whole session (401).',
       body: RefreshRequest,
-      response: { 200: TokenPair, ...errors(...BODY_ERRORS, 401, 503) }
+      response: { 200: Type.Ref(TokenPair), ...errors(...BODY_ERRORS, 401, 503) }
     }
   }, async (request, reply) => {
     const pair = await fastify.sessions.refresh(request.body.refresh_token, request.log)

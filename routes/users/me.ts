@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
 import { BearerSecurity, errors, NoContent } from '../../src/schemas/common'
 import { User, UserPatch } from '../../src/schemas/users'
 import { toUser } from '../../plugins/app/accounts'
@@ -13,7 +14,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['users'],
       summary: 'The current user',
       security: BearerSecurity,
-      response: { 200: User, ...errors(401, 503) }
+      response: { 200: Type.Ref(User), ...errors(401, 503) }
     }
   }, async (request) => {
     const user = await usersRepository.findById(request.auth!.sub)
@@ -29,7 +30,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
       description: 'A password change needs current_password (403 when wrong) and revokes every other session of the user.',
       security: BearerSecurity,
       body: UserPatch,
-      response: { 200: User, ...errors(400, 401, 403, 409, 413, 415, 503) }
+      response: { 200: Type.Ref(User), ...errors(400, 401, 403, 409, 413, 415, 503) }
     }
   }, async (request, reply) => {
     const { username, password, current_password: currentPassword } = request.body
