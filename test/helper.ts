@@ -141,7 +141,7 @@ export interface RunningServer {
  * Starts the built service (`npm run build` first; `npm test` does) as its own process on a
  * free port, with a fresh SQLite file unless DATABASE_URL is given, and waits for /health.
  */
-export async function startServer (t: Test, env: Record<string, string | undefined> = {}): Promise<RunningServer> {
+export async function startServer (t: Test, env: Record<string, string | undefined> = {}, cwd?: string): Promise<RunningServer> {
   const { mkdtempSync } = require('node:fs') as typeof import('node:fs')
   const { tmpdir } = require('node:os') as typeof import('node:os')
   const { join } = require('node:path') as typeof import('node:path')
@@ -155,7 +155,8 @@ export async function startServer (t: Test, env: Record<string, string | undefin
       HOST: '127.0.0.1',
       ...env
     },
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd
   })
   let out = ''
   child.stdout!.on('data', (d) => { out += d })

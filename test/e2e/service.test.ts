@@ -1,0 +1,84 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PASSWORD, REDIS_URL, redisPrefix, requireRedis, SERVER_ENTRY, startServer, uniqueName } from '../helper'
+
+async function call (base: string, method: string, path: string, body?: unknown, token?: string) {
+  const headers: Record<string, string> = {}
+  if (body !== undefined) headers['content-type'] = 'application/json'
+  if (token !== undefined) headers.authorization = `Bearer ${token}`
+  const res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+  const text = await res.text()
+  return { status: res.status, headers: res.headers, body: text === '' ? undefined : JSON.parse(text) }
+}
+
+/** register -> login -> me -> refresh -> logout, over real HTTP. */
+async function walk (t: Test, base: string) {
+  const username = uniqueName('E2e')
+  const reg = await call(base, 'POST', '/auth/register', { username, password: PASSWORD })
+  t.equal(reg.status, 201)
+  t.equal(reg.body.username, username)
+
+  const login = await call(base, 'POST', '/auth/login', { username: username.toLowerCase(), password: PASSWORD })
+  t.equal(login.status, 200)
+  t.equal(login.headers.get('cache-control'), 'no-store')
+  const pair = login.body
+
+  const me = await call(base, 'GET', '/users/me', undefined, pair.access_token)
+  t.equal(me.status, 200)
+  t.equal(me.body.id, reg.body.id)
+
+  const refreshed = await call(base, 'POST', '/auth/refresh', { refresh_token: pair.refresh_token })
+  t.equal(refreshed.status, 200)
+  t.not(refreshed.body.refresh_token, pair.refresh_token)
+  t.equal((await call(base, 'POST', '/auth/refresh', { refresh_token: pair.refresh_token })).status, 401, 'reuse refused')
+  t.equal((await call(base, 'GET', '/users/me', undefined, refreshed.body.access_token)).status, 401, 'reuse revoked the session')
+
+  const again = (await call(base, 'POST', '/auth/login', { username, password: PASSWORD })).body
+  t.equal((await call(base, 'POST', '/auth/logout', undefined, again.access_token)).status, 204)
+  t.equal((await call(base, 'GET', '/users/me', undefined, again.access_token)).status, 401, 'logged out at once')
+  t.equal((await call(base, 'POST', '/auth/refresh', { refresh_token: again.refresh_token })).status, 401)
+}
+
+t.test('embedded defaults (memory store): the walk, then a graceful SIGTERM', async (t) => {
+  const server = await startServer(t)
+  const health = await call(server.url, 'GET', '/health')
+  t.same(health.body, { status: 'ok', checks: { database: 'ok', revocation_store: 'ok', revocation_store_kind: 'memory' } })
+  await walk(t, server.url)
+  t.equal(await server.stop('SIGTERM'), 0, 'exits 0 on SIGTERM')
+  t.notOk(server.output().includes(PASSWORD), 'the password never reached the log')
+})
+
+t.test('with REDIS_URL: the same walk', async (t) => {
+  await requireRedis(t)
+  const server = await startServer(t, { REDIS_URL, REDIS_PREFIX: redisPrefix() })
+  t.equal((await call(server.url, 'GET', '/health')).body.checks.revocation_store_kind, 'redis')
+  await walk(t, server.url)
+  t.equal(await server.stop('SIGINT'), 0, 'exits 0 on SIGINT')
+})
+
+t.test('npm start defaults: creates the data folder and applies migrations', async (t) => {
+  const cwd = mkdtempSync(join(tmpdir(), 'auth-cwd-'))
+  const server = await startServer(t, { DATABASE_URL: undefined, JWT_SECRET: undefined }, cwd)
+  t.ok(existsSync(join(cwd, 'data', 'auth.db')), 'data/auth.db created')
+  t.equal((await call(server.url, 'POST', '/auth/register', { username: uniqueName(), password: PASSWORD })).status, 201)
+  t.match(server.output(), /JWT_SECRET is not set/, 'warns that tokens will not survive a restart')
+})
+
+t.test('bad configuration stops the service at start, naming the variable', async (t) => {
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ NODE_ENV: 'production' }, 'JWT_SECRET'],
+    [{ JWT_SECRET: 'too-short' }, 'JWT_SECRET'],
+    [{ BCRYPT_COST: '4' }, 'BCRYPT_COST'],
+    [{ PORT: 'x' }, 'PORT']
+  ]
+  for (const [env, variable] of cases) {
+    const res = spawnSync(process.execPath, [SERVER_ENTRY], { env: { PATH: process.env.PATH, DATABASE_URL: ':memory:', ...env }, encoding: 'utf8', timeout: 20_000 })
+    t.not(res.status, 0, `${variable}: exits non-zero`)
+    t.match(res.stderr, variable, `${variable}: named`)
+    if (env.JWT_SECRET) t.notMatch(res.stderr, env.JWT_SECRET, 'the secret is not printed')
+  }
+})
