@@ -1,0 +1,90 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { BearerSecurity } from '../../src/schemas/common'
+import { LoginCredentials } from '../../src/schemas/users'
+import { bearerToken, InvalidTokenError } from '../../plugins/app/authenticate'
+import { commonErrors, compatRoute, demoClaims, MessageError, seedErrorHandler } from './shared'
+
+// `{token}` in the body, or no body at all when the token comes as a bearer token.
+const TokenInput = Type.Object({
+  token: Type.Optional(Type.String({ maxLength: 8192, description: 'an access token; when absent, Authorization: Bearer is read' }))
+}, { additionalProperties: false, nullable: true })
+
+/**
+ * Seed 000, "Flask JWT Authentication API Demo": /authenticate_user, /validate_token and
+ * POST /logout. Its tokens are renewed on use: /validate_token revokes the token it checks
+ * and answers a fresh one of the same session.
+ */
+const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { accounts, sessions } = fastify
+  fastify.setErrorHandler(seedErrorHandler('message'))
+
+  fastify.post('/authenticate_user', {
+    schema: {
+      ...compatRoute,
+      operationId: 'compatDemoAuthenticateUser',
+      summary: 'Log in (seed 000): a new session\'s access token; use POST /auth/login',
+      description: '`token` and `access_token` are the same token. An unknown username and a wrong password get the same 401 (the seed\'s 404 for unknown users told who has an account).',
+      body: LoginCredentials,
+      response: {
+        200: Type.Object({ token: Type.String(), access_token: Type.String() }),
+        400: MessageError,
+        401: Type.Object({ error: Type.Literal('Invalid credentials') }),
+        ...commonErrors(413, 415)
+      }
+    }
+  }, async (request, reply) => {
+    const user = await accounts.authenticate(request.body.username, request.body.password, request.log)
+    if (user === null) return reply.status(401).send({ error: 'Invalid credentials' as const })
+    const { access_token: token } = await sessions.start(user.id)
+    return { token, access_token: token }
+  })
+
+  fastify.post('/validate_token', {
+    schema: {
+      ...compatRoute,
+      operationId: 'compatDemoValidateToken',
+      summary: 'Check a token and renew it (seed 000); use POST /auth/introspect',
+      description: 'The token comes from the body, else from Authorization: Bearer. A valid token is revoked and a fresh one of the same session is returned: replaying the old one gets 401.',
+      security: BearerSecurity,
+      body: TokenInput,
+      response: {
+        200: Type.Object({ message: Type.Literal('Token is valid'), token: Type.String() }),
+        400: MessageError,
+        401: MessageError,
+        503: MessageError,
+        ...commonErrors(413, 415)
+      }
+    }
+  }, async (request) => {
+    const claims = await demoClaims(fastify, request.body?.token ?? bearerToken(request))
+    if (await fastify.usersRepository.findById(claims.sub) === undefined) throw new InvalidTokenError()
+    const fresh = await sessions.renewAccessToken(claims)
+    return { message: 'Token is valid' as const, token: fresh.token }
+  })
+
+  fastify.post('/logout', {
+    schema: {
+      ...compatRoute,
+      operationId: 'compatDemoLogout',
+      summary: 'Log out (seed 000): the token\'s whole session is revoked; use POST /auth/logout',
+      description: 'The token comes from the body, else from Authorization: Bearer.',
+      security: BearerSecurity,
+      body: TokenInput,
+      response: {
+        200: Type.Object({ message: Type.Literal('Logged out successfully') }),
+        400: MessageError,
+        401: MessageError,
+        503: MessageError,
+        ...commonErrors(413, 415)
+      }
+    }
+  }, async (request) => {
+    const { sub, sid } = await demoClaims(fastify, request.body?.token ?? bearerToken(request))
+    await sessions.revoke(sid, 'logout')
+    request.log.info({ event: 'logout', userId: sub, sessionId: sid }, 'logged out')
+    return { message: 'Logged out successfully' as const }
+  })
+}
+
+export default demoAuth

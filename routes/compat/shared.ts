@@ -1,0 +1,50 @@
+import { Type } from '@sinclair/typebox'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { errors } from '../../src/schemas/common'
+import { classifyError, errorBody } from '../../plugins/app/http'
+import { InvalidTokenError } from '../../plugins/app/authenticate'
+import type { AccessClaims } from '../../plugins/app/tokens'
+
+// Helpers for the compat route files, not a route plugin: autoload skips this file.
+export const autoload = false
+
+/** Error bodies of the 001 seed (Flask-JWT-Extended) and of the 000 seed. */
+export const MsgError = Type.Object({ msg: Type.String() }, { title: 'CompatMsgError' })
+export const MessageError = Type.Object({ message: Type.String() }, { title: 'CompatMessageError' })
+
+/** Errors that keep the service's common shape on the compat routes too. */
+export const commonErrors = (...codes: Array<413 | 415>) => errors(...codes)
+
+export const compatRoute = { tags: ['compat'], deprecated: true }
+
+/**
+ * Every error of a compat route in its seed's shape (`{msg}` or `{message}`), with the
+ * status and the leak-free message the service API would give. 404, 413 and 415 keep the
+ * common shape, as API.md says.
+ */
+export function seedErrorHandler (key: 'msg' | 'message') {
+  return function (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    const { statusCode, message, code } = classifyError(error)
+    if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
+    else request.log.info({ statusCode, code: code ?? error.code }, message)
+    if (statusCode === 404 || statusCode === 413 || statusCode === 415) {
+      return reply.status(statusCode).send(errorBody(statusCode, message, code))
+    }
+    return reply.status(statusCode).send({ [key]: message })
+  }
+}
+
+/**
+ * The 000 seed's token check, with its two messages: a live access token (signature,
+ * expiry, blocklist) or 401; 503 when the revocation store is down.
+ */
+export async function demoClaims (fastify: FastifyInstance, token: string | undefined): Promise<AccessClaims> {
+  if (token === undefined || token === '') throw new InvalidTokenError('Token is missing')
+  try {
+    return await fastify.resolveAccessToken(token)
+  } catch (err) {
+    // "revoked" and "expired" look the same to a 000 client
+    if (err instanceof InvalidTokenError) throw new InvalidTokenError('Invalid or expired token')
+    throw err
+  }
+}

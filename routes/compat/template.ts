@@ -1,0 +1,85 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { BearerSecurity } from '../../src/schemas/common'
+import { Credentials, LoginCredentials } from '../../src/schemas/users'
+import { InvalidTokenError } from '../../plugins/app/authenticate'
+import { commonErrors, compatRoute, MsgError, seedErrorHandler } from './shared'
+
+const Msg = (text: string) => Type.Object({ msg: Type.Literal(text) })
+
+/**
+ * Seed 001, "Flask JWT Authentication Template": /register, /login, /protected and
+ * DELETE /logout, with its `{msg}` bodies. Adapters over accounts and sessions.
+ */
+const template: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { accounts, sessions } = fastify
+  fastify.setErrorHandler(seedErrorHandler('msg'))
+
+  fastify.post('/register', {
+    schema: {
+      ...compatRoute,
+      operationId: 'compatTemplateRegister',
+      summary: 'Create an account (seed 001); use POST /auth/register',
+      body: Credentials,
+      response: { 201: Msg('User registered successfully'), 400: MsgError, 409: MsgError, ...commonErrors(413, 415) }
+    }
+  }, async (request, reply) => {
+    await accounts.register(request.body.username, request.body.password, request.log)
+    return reply.status(201).send({ msg: 'User registered successfully' as const })
+  })
+
+  fastify.post('/login', {
+    schema: {
+      ...compatRoute,
+      operationId: 'compatTemplateLogin',
+      summary: 'Log in (seed 001): a new session\'s access and refresh tokens; use POST /auth/login',
+      description: 'The refresh token works on POST /auth/refresh. An unknown username and a wrong password get the same 401.',
+      body: LoginCredentials,
+      response: {
+        200: Type.Object({ access_token: Type.String(), refresh_token: Type.String() }),
+        400: MsgError,
+        401: MsgError,
+        ...commonErrors(413, 415)
+      }
+    }
+  }, async (request, reply) => {
+    const user = await accounts.authenticate(request.body.username, request.body.password, request.log)
+    if (user === null) return reply.status(401).send({ msg: 'Bad username or password' })
+    return await sessions.start(user.id)
+  })
+
+  fastify.get('/protected', {
+    onRequest: fastify.authenticate,
+    preHandler: fastify.checkRevocation,
+    schema: {
+      ...compatRoute,
+      operationId: 'compatTemplateProtected',
+      summary: 'Who the bearer token belongs to (seed 001); use GET /users/me',
+      security: BearerSecurity,
+      response: { 200: Type.Object({ logged_in_as: Type.String() }), 401: MsgError, 503: MsgError }
+    }
+  }, async (request) => {
+    const user = await fastify.usersRepository.findById(request.auth!.sub)
+    if (user === undefined) throw new InvalidTokenError('User no longer exists')
+    return { logged_in_as: user.username }
+  })
+
+  fastify.delete('/logout', {
+    onRequest: fastify.authenticate,
+    preHandler: fastify.checkRevocation,
+    schema: {
+      ...compatRoute,
+      operationId: 'compatTemplateLogout',
+      summary: 'Log out (seed 001): the token\'s whole session is revoked; use POST /auth/logout',
+      security: BearerSecurity,
+      response: { 200: Msg('Successfully logged out'), 401: MsgError, 503: MsgError, ...commonErrors(413, 415) }
+    }
+  }, async (request) => {
+    const { sub, sid } = request.auth!
+    await sessions.revoke(sid, 'logout')
+    request.log.info({ event: 'logout', userId: sub, sessionId: sid }, 'logged out')
+    return { msg: 'Successfully logged out' as const }
+  })
+}
+
+export default template
