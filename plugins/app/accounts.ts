@@ -32,10 +32,17 @@ export interface AccountChange {
  * the routes of both surfaces are thin adapters over these.
  */
 export interface Accounts {
-  /** Throws UsernameTakenError (409) or WeakPasswordError (400). */
-  register (username: string, password: string, log: FastifyBaseLogger): Promise<UserRecord>
-  /** The user when the password matches; null otherwise, after the same work either way. */
-  authenticate (username: string, password: string, log: FastifyBaseLogger): Promise<UserRecord | null>
+  /**
+   * Throws UsernameTakenError (409), WeakPasswordError (400) or RateLimitedError (429).
+   * `clientIp` (request.ip) is what registrations are throttled by.
+   */
+  register (username: string, password: string, log: FastifyBaseLogger, clientIp?: string): Promise<UserRecord>
+  /**
+   * The user when the password matches; null otherwise, after the same work either way.
+   * Throws RateLimitedError (429), before any hashing, when the client IP or the account
+   * has had too many failures.
+   */
+  authenticate (username: string, password: string, log: FastifyBaseLogger, clientIp?: string): Promise<UserRecord | null>
   /** A password change revokes every other session of the user. undefined: the user is gone. */
   update (userId: string, sessionId: string, change: AccountChange, log: FastifyBaseLogger): Promise<UserRecord | undefined>
   /** Revokes every session, then deletes the account (its username is free again). */
@@ -58,17 +65,19 @@ export function toUser (u: UserRecord): User {
 }
 
 export default fp(async function accounts (fastify) {
-  const { usersRepository: users, passwords, sessions } = fastify
+  const { usersRepository: users, passwords, sessions, rateLimits } = fastify
 
   const service: Accounts = {
-    async register (username, password, log) {
+    async register (username, password, log, clientIp) {
+      await rateLimits.checkRegister(clientIp)
       if (isCommonPassword(password)) throw new WeakPasswordError()
       const user = await users.create(username, await passwords.hash(password))
       log.info({ event: 'user.registered', userId: user.id }, 'user registered')
       return user
     },
 
-    async authenticate (username, password, log) {
+    async authenticate (username, password, log, clientIp) {
+      await rateLimits.checkLogin(clientIp, username)
       const user = await users.findByUsername(username)
       const ok = await passwords.verify(password, user?.passwordHash ?? null)
       if (ok && user !== undefined) {
@@ -77,6 +86,7 @@ export default fp(async function accounts (fastify) {
       }
       // The username is not logged: it may be a password typed into the wrong field.
       log.info({ event: 'login.failure', knownUser: user !== undefined }, 'login failed')
+      await rateLimits.recordLoginFailure(clientIp, username)
       return null
     },
 
@@ -110,4 +120,4 @@ export default fp(async function accounts (fastify) {
   }
 
   fastify.decorate('accounts', service)
-}, { name: 'accounts', dependencies: ['passwords', 'users-repository', 'sessions'] })
+}, { name: 'accounts', dependencies: ['passwords', 'users-repository', 'sessions', 'rate-limits'] })

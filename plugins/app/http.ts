@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { UsernameTakenError } from './users-repository'
+import { RateLimitedError } from './rate-limits'
 
 /** The contract's error body: Fastify's shape, with a message that never leaks internals. */
 export function errorBody (statusCode: number, message: string, code?: string) {
@@ -14,7 +15,8 @@ export function errorBody (statusCode: number, message: string, code?: string) {
 const DB_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL|CORRUPT|NOTADB|READONLY)/
 
 /** Status and message for any error, for the service API and for the compat adapters alike. */
-export function classifyError (error: FastifyError): { statusCode: number, message: string, code?: string } {
+export function classifyError (error: FastifyError): { statusCode: number, message: string, code?: string, retryAfter?: number } {
+  if (error instanceof RateLimitedError) return { statusCode: 429, message: error.message, retryAfter: error.retryAfter }
   if (error.validation) return { statusCode: 400, message: error.message, code: 'FST_ERR_VALIDATION' }
   if (error instanceof UsernameTakenError) return { statusCode: 409, message: error.message }
   if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) {
@@ -56,7 +58,8 @@ export default fp(async function http (fastify) {
   })
 
   fastify.setErrorHandler(function (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-    const { statusCode, message, code } = classifyError(error)
+    const { statusCode, message, code, retryAfter } = classifyError(error)
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
     if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
     else request.log.info({ statusCode, code: code ?? error.code }, message)
     return reply.status(statusCode).send(errorBody(statusCode, message, code))

@@ -12,10 +12,12 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Log in: start a session and get a token pair',
       description: 'An unknown username and a wrong password get the same 401, after the same work.',
       body: LoginCredentials,
-      response: { 200: Type.Ref(TokenPair), ...errors(...BODY_ERRORS, 401) }
-    }
+      response: { 200: Type.Ref(TokenPair), ...errors(...BODY_ERRORS, 401, 429) }
+    },
+    // throttled by fastify.rateLimits (inside accounts): see plugins/app/rate-limits.ts
+    config: { rateLimit: true }
   }, async (request, reply) => {
-    const user = await fastify.accounts.authenticate(request.body.username, request.body.password, request.log)
+    const user = await fastify.accounts.authenticate(request.body.username, request.body.password, request.log, request.ip)
     if (user === null) return reply.unauthorized('Invalid username or password')
     return await fastify.sessions.start(user.id)
   })

@@ -10,10 +10,12 @@ const register: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Create an account',
       description: 'Usernames are unique case-insensitively. Passwords are SHA-256 pre-hashed before bcrypt, so every byte counts; the most common passwords are refused.',
       body: Credentials,
-      response: { 201: RegisteredUser, ...errors(...BODY_ERRORS, 409) }
-    }
+      response: { 201: RegisteredUser, ...errors(...BODY_ERRORS, 409, 429) }
+    },
+    // throttled by fastify.rateLimits (inside accounts): see plugins/app/rate-limits.ts
+    config: { rateLimit: true }
   }, async (request, reply) => {
-    const user = await fastify.accounts.register(request.body.username, request.body.password, request.log)
+    const user = await fastify.accounts.register(request.body.username, request.body.password, request.log, request.ip)
     return reply.status(201).send({ id: user.id, username: user.username, created_at: new Date(user.createdAt).toISOString() })
   })
 }
