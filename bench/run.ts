@@ -1,0 +1,713 @@
+/**
+ * `npm run bench` (after `npm run build`): the service as a real production process, driven
+ * by autocannon from this process, against two references measured in the same run.
+ * See bench/README.md for what is measured, how, and what it gave.
+ *
+ *   npm run bench               the full run (under 5 minutes)
+ *   npm run bench -- --quick    about a minute: shorter windows, fewer scenarios on Redis
+ *   npm run bench -- --profile  also writes the service's CPU profiles to bench/.tmp/profiles
+ *
+ * Env: BENCH_REDIS_URL (default REDIS_URL, else redis://127.0.0.1:6379), BCRYPT_COST (12),
+ * UV_THREADPOOL_SIZE (passed to the service and to the bcrypt reference alike).
+ */
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { Redis } from 'ioredis'
+import { childPids, cpuSeconds, freePort, rssMb, sleep, startChild, stopAll, type Child } from './lib/procs'
+import { load, rotate, type LoadResult, type LoadSpec, type Req } from './lib/load'
+import { badTokens } from './lib/tokens'
+import { table, type Row } from './lib/report'
+
+const ROOT = join(__dirname, '..')
+const SERVER_ENTRY = join(ROOT, 'dist', 'src', 'server.js')
+const QUICK = process.argv.includes('--quick')
+const PROFILE = process.argv.includes('--profile')
+const BCRYPT_COST = Number(process.env.BCRYPT_COST ?? 12)
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const RUN_ID = randomBytes(3).toString('hex')
+const JWT_SECRET = randomBytes(48).toString('base64url')
+const ISSUER = 'auth-service'
+const AUDIENCE = 'auth-service'
+
+/** Durations in seconds; a window opens after its warm-up. */
+const P = QUICK
+  ? { seedUsers: 16, refreshesPerUser: 7, connections: 16, warmup: 0.5, duration: 1, bcryptConnections: 8, bcryptWarmup: 1, bcryptDuration: 2.5, refWarmup: 1, refDuration: 2.5, readsDuration: 2, stormWarmup: 1.5, badTokens: 200 }
+  : { seedUsers: 64, refreshesPerUser: 7, connections: 32, warmup: 1, duration: 4, bcryptConnections: 8, bcryptWarmup: 2, bcryptDuration: 6, refWarmup: 1.5, refDuration: 5, readsDuration: 4, stormWarmup: 2, badTokens: 400 }
+
+const log = (msg: string) => { process.stderr.write(`[bench ${((performance.now() - T0) / 1000).toFixed(1).padStart(5)}s] ${msg}\n`) }
+const T0 = performance.now()
+
+// --- helpers --------------------------------------------------------------------------
+
+async function http (base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(base + path, {
+    method,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body)
+  })
+  const text = await res.text()
+  return { status: res.status, text, json: () => JSON.parse(text) }
+}
+
+async function pool<T, R> (items: T[], concurrency: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length)
+  let next = 0
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await fn(items[i], i)
+    }
+  }))
+  return out
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+
+// --- processes ------------------------------------------------------------------------
+
+interface Server {
+  child: Child
+  url: string
+  store: 'memory' | 'redis'
+  workers: number
+  redisPrefix: string | null
+  /** the primary and, with WORKERS > 1, its workers */
+  pids (): number[]
+}
+
+const PASS_ENV = (extra: Record<string, string | undefined>) => ({
+  PATH: process.env.PATH,
+  HOME: process.env.HOME,
+  ...(process.env.UV_THREADPOOL_SIZE ? { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE } : {}),
+  ...extra
+})
+
+async function startServer (dbFile: string, opts: { redis: boolean, workers: number, label: string }): Promise<Server> {
+  const port = await freePort()
+  const redisPrefix = opts.redis ? `bench:${RUN_ID}:${opts.label}:` : null
+  const args = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(__dirname, '.tmp', 'profiles')}`, `--cpu-prof-name=${RUN_ID}-${opts.label}-\${pid}.cpuprofile`, SERVER_ENTRY] : [SERVER_ENTRY]
+  const child = startChild(`server(${opts.label})`, process.execPath, args, PASS_ENV({
+    NODE_ENV: 'production',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: `file:${dbFile}`,
+    JWT_SECRET,
+    JWT_ISSUER: ISSUER,
+    JWT_AUDIENCE: AUDIENCE,
+    BCRYPT_COST: String(BCRYPT_COST),
+    RATE_LIMITS: 'off',
+    LOG_LEVEL: 'warn',
+    WORKERS: String(opts.workers),
+    ...(opts.redis ? { REDIS_URL, REDIS_PREFIX: redisPrefix! } : {})
+  }))
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    if (child.exited()) throw new Error(`${child.name} exited at start:\n${child.output()}`)
+    try {
+      const res = await http(url, 'GET', '/health')
+      if (res.status === 200) break
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`${child.name} did not answer /health in 30 s:\n${child.output()}`)
+    await sleep(50)
+  }
+  const pids = () => [child.pid, ...(opts.workers > 1 ? childPids(child.pid) : [])]
+  if (opts.workers > 1) {
+    // A worker that is not listening yet gets no connection, and autocannon's connections
+    // are kept alive: wait until every worker exists and has gone quiet after starting.
+    for (;;) {
+      const workers = childPids(child.pid)
+      if (workers.length >= opts.workers) {
+        const before = workers.map((p) => cpuSeconds(p) ?? 0)
+        await sleep(400)
+        const after = workers.map((p) => cpuSeconds(p) ?? 0)
+        if (after.every((a, i) => a - before[i] <= 0.02)) break
+      } else {
+        await sleep(100)
+      }
+      if (Date.now() > deadline) throw new Error(`${child.name}: workers did not settle:\n${child.output()}`)
+    }
+  }
+  return { child, url, store: opts.redis ? 'redis' : 'memory', workers: opts.workers, redisPrefix, pids }
+}
+
+async function startCeiling (body: string): Promise<{ child: Child, url: string }> {
+  const child = startChild('ceiling', process.execPath, ['--import', 'tsx', join(__dirname, 'ceiling.ts')], PASS_ENV({ NODE_ENV: 'production', CEILING_BODY: body }))
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    const m = /\{"port":(\d+)\}/.exec(child.output())
+    if (m) return { child, url: `http://127.0.0.1:${m[1]}` }
+    if (child.exited() || Date.now() > deadline) throw new Error(`ceiling did not start:\n${child.output()}`)
+    await sleep(50)
+  }
+}
+
+interface BcryptResult { rps: number, rps_counted: number, p50_ms: number, p99_ms: number, ops: number, threads: number, inflight: number }
+
+async function bcryptReference (): Promise<BcryptResult> {
+  const child = startChild('bcrypt', process.execPath, ['--import', 'tsx', join(__dirname, 'bcrypt-ref.ts'),
+    '--cost', String(BCRYPT_COST), '--warmup', String(P.refWarmup), '--duration', String(P.refDuration)], PASS_ENV({}))
+  await new Promise<void>((resolve) => {
+    if (child.exited()) resolve()
+    else child.proc.once('exit', () => resolve())
+  })
+  const line = child.output().trim().split('\n').pop() ?? ''
+  try {
+    return JSON.parse(line) as BcryptResult
+  } catch {
+    throw new Error(`bcrypt reference failed:\n${child.output()}`)
+  }
+}
+
+// --- state: users, tokens, refresh chains ----------------------------------------------
+
+interface User { username: string, password: string, id: string }
+interface Chain { token: string, dead: boolean, pending: boolean }
+
+const users: User[] = []
+const accessTokens: string[] = []
+const seedRefreshTokens: string[] = []
+/** refresh chains of the sessions the `login` scenario opened (kept apart from the `me` tokens) */
+const chains: Chain[] = []
+let registered = 0
+
+const newUsername = () => `b${RUN_ID}_${registered++}`
+const newPassword = () => `bench-password-${randomBytes(6).toString('hex')}`
+
+async function seed (server: Server) {
+  const t = performance.now()
+  const fresh = Array.from({ length: P.seedUsers }, () => ({ username: newUsername(), password: newPassword() }))
+  // 8 in flight keeps the service's 4 bcrypt threads busy
+  await pool(fresh, 8, async (u) => {
+    const res = await http(server.url, 'POST', '/auth/register', u)
+    if (res.status !== 201) throw new Error(`seed register: ${res.status} ${res.text}`)
+    users.push({ ...u, id: res.json().id })
+  })
+  const sessions = await pool(users, 8, async (u) => {
+    const res = await http(server.url, 'POST', '/auth/login', { username: u.username, password: u.password })
+    if (res.status !== 200) throw new Error(`seed login: ${res.status} ${res.text}`)
+    return res.json() as { access_token: string, refresh_token: string }
+  })
+  // More access tokens without more bcrypt: each refresh gives a new one in the same session.
+  await pool(sessions, 8, async (s) => {
+    accessTokens.push(s.access_token)
+    let refresh = s.refresh_token
+    for (let i = 0; i < P.refreshesPerUser; i++) {
+      const res = await http(server.url, 'POST', '/auth/refresh', { refresh_token: refresh })
+      if (res.status !== 200) throw new Error(`seed refresh: ${res.status} ${res.text}`)
+      const pair = res.json() as { access_token: string, refresh_token: string }
+      accessTokens.push(pair.access_token)
+      refresh = pair.refresh_token
+    }
+    seedRefreshTokens.push(refresh)
+  })
+  // Interleave users, so that consecutive requests name different users.
+  accessTokens.sort(() => Math.random() - 0.5)
+  log(`seeded ${users.length} users, ${accessTokens.length} access tokens in ${((performance.now() - t) / 1000).toFixed(1)} s`)
+}
+
+// --- scenarios --------------------------------------------------------------------------
+
+const getReqs = (path: string, tokens: string[]) => (c: number, conns: number): Req[] =>
+  rotate(tokens, c, conns).map((t) => ({ method: 'GET', path, headers: bearer(t) }))
+
+function specOf (kind: string, url: string, conns = P.connections): LoadSpec {
+  const base = { url, connections: conns, warmup: P.warmup, duration: P.duration }
+  switch (kind) {
+    case 'me':
+    case 'ceiling':
+      return { ...base, requests: (c) => getReqs('/users/me', accessTokens)(c, conns) }
+    case 'protected':
+      return { ...base, requests: (c) => getReqs('/protected', accessTokens)(c, conns) }
+    case 'introspect':
+      return {
+        ...base,
+        requests: (c) => rotate(accessTokens, c, conns).map((t) => ({
+          method: 'POST', path: '/auth/introspect', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: t })
+        }))
+      }
+    case 'reject': {
+      const bad = badTokens({ secret: JWT_SECRET, issuer: ISSUER, audience: AUDIENCE, accessTokens, userIds: users.map((u) => u.id), refreshTokens: seedRefreshTokens, count: P.badTokens })
+      return { ...base, expect: (s) => s === 401, requests: (c) => getReqs('/users/me', bad)(c, conns) }
+    }
+    case 'refresh': {
+      const usable = chains.filter((ch) => !ch.dead)
+      const n = Math.min(conns, usable.length)
+      if (n === 0) throw new Error('no refresh chains: the login scenario opened no session')
+      return {
+        ...base,
+        connections: n,
+        requests: (c) => {
+          // Each connection owns its chains: one request in flight per chain, ever.
+          const mine = usable.filter((_, i) => i % n === c)
+          let k = 0
+          let current = mine[0]
+          return [{
+            method: 'POST',
+            path: '/auth/refresh',
+            headers: { 'content-type': 'application/json' },
+            setupRequest (req) {
+              for (let tries = 0; tries < mine.length; tries++) {
+                current = mine[k++ % mine.length]
+                if (!current.dead) break
+              }
+              current.pending = true
+              return { ...req, body: JSON.stringify({ refresh_token: current.token }) }
+            },
+            onResponse (status, body) {
+              current.pending = false
+              if (status === 200) current.token = (JSON.parse(body) as { refresh_token: string }).refresh_token
+              else current.dead = true
+            }
+          }]
+        }
+      }
+    }
+    case 'login':
+      return {
+        url,
+        connections: P.bcryptConnections,
+        warmup: P.bcryptWarmup,
+        duration: P.bcryptDuration,
+        littlesLaw: true,
+        requests: (c) => rotate(users, c, P.bcryptConnections).map((u) => ({
+          method: 'POST',
+          path: '/auth/login',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ username: u.username, password: u.password }),
+          onResponse (status, body) {
+            if (status === 200) chains.push({ token: (JSON.parse(body) as { refresh_token: string }).refresh_token, dead: false, pending: false })
+          }
+        }))
+      }
+    case 'register':
+      return {
+        url,
+        connections: P.bcryptConnections,
+        warmup: P.bcryptWarmup,
+        duration: P.bcryptDuration,
+        littlesLaw: true,
+        requests: () => [{
+          method: 'POST',
+          path: '/auth/register',
+          headers: { 'content-type': 'application/json' },
+          setupRequest: (req) => ({ ...req, body: JSON.stringify({ username: newUsername(), password: newPassword() }) })
+        }]
+      }
+  }
+  throw new Error(`unknown scenario ${kind}`)
+}
+
+const rows: Row[] = []
+const unavailable: Array<{ name: string, store: string, reason: string }> = []
+const failures: string[] = []
+const memoryReport: Array<Record<string, unknown>> = []
+const ceilingRuns: Array<{ store: 'memory' | 'redis', runs: LoadResult[] }> = []
+
+function check (name: string, store: string, r: { errors: number, unexpected: number, statuses?: Record<string, number>, error_messages?: string[] }) {
+  if (r.errors > 0 || r.unexpected > 0) {
+    failures.push(`${name} (${store}): ${r.errors} errors, ${r.unexpected} unexpected statuses ${JSON.stringify(r.statuses ?? {})} ${(r.error_messages ?? []).join('; ')}`)
+  }
+}
+
+function row (name: string, server: Server, r: LoadResult, reference: string | null, referenceRps: number | null, extra: Record<string, unknown> = {}, connections = P.connections): Row {
+  const out: Row = {
+    name,
+    store: server.store,
+    rps: r.rps,
+    p50_ms: r.p50_ms,
+    p99_ms: r.p99_ms,
+    errors: r.errors,
+    non2xx: r.non2xx,
+    reference,
+    ratio: referenceRps ? r.rps / referenceRps : null,
+    workers: server.workers,
+    reference_rps: referenceRps,
+    requests: r.requests,
+    connections,
+    unexpected: r.unexpected,
+    statuses: r.statuses,
+    ...extra
+  }
+  rows.push(out)
+  return out
+}
+
+const short = (r: LoadResult) => `${r.rps.toFixed(0)} req/s, p99 ${r.p99_ms.toFixed(1)} ms, ${r.errors} errors, ${r.non2xx} non-2xx`
+
+/**
+ * C S1 C S2 C ... : the ceiling measured between every two scenarios; each scenario is
+ * divided by the mean of the ceiling just before and just after it, so drift cancels.
+ */
+async function httpGroup (server: Server, ceilingUrl: string, names: string[]) {
+  const ceilings: LoadResult[] = []
+  const measureCeiling = async () => {
+    const r = await load(specOf('ceiling', ceilingUrl))
+    check('ceiling', server.store, r)
+    ceilings.push(r)
+    log(`  ceiling: ${short(r)}`)
+    return r
+  }
+  let before = await measureCeiling()
+  const pending: Array<{ name: string, r: LoadResult, before: LoadResult, conns: number }> = []
+  for (const name of names) {
+    if (name === 'protected') {
+      const probe = await http(server.url, 'GET', '/protected', undefined, bearer(accessTokens[0]))
+      if (probe.status === 404) {
+        unavailable.push({ name, store: server.store, reason: 'GET /protected answered 404 (compat route not there)' })
+        log(`  ${name}: unavailable (404)`)
+        continue
+      }
+    }
+    if (name === 'introspect') {
+      const probe = await http(server.url, 'POST', '/auth/introspect', { token: accessTokens[1] })
+      if (probe.status !== 200 || probe.json().active !== true) failures.push(`introspect probe: ${probe.status} ${probe.text}`)
+    }
+    const spec = specOf(name, server.url)
+    const r = await load(spec)
+    if (name === 'refresh') {
+      // A request cut off at the end may have rotated its token unseen: never use that chain again.
+      for (const ch of chains) if (ch.pending) ch.dead = true
+    }
+    check(name, server.store, r)
+    log(`  ${name}: ${short(r)}`)
+    pending.push({ name, r, before, conns: spec.connections })
+    before = await measureCeiling()
+  }
+  // ratios once the ceiling after each scenario is known
+  for (let i = 0; i < pending.length; i++) {
+    const p = pending[i]
+    const after = ceilings[ceilings.indexOf(p.before) + 1]
+    const ref = (p.before.rps + after.rps) / 2
+    row(p.name, server, p.r, 'ceiling', ref, p.name === 'reject' ? { expected_status: 401 } : {}, p.conns)
+  }
+  ceilingRuns.push({ store: server.store, runs: ceilings })
+}
+
+/** One `ceiling` row per store: every ceiling run of that store's groups. */
+function ceilingRows () {
+  for (const store of ['memory', 'redis'] as const) {
+    const c = ceilingRuns.filter((x) => x.store === store).flatMap((x) => x.runs)
+    if (c.length === 0) continue
+    rows.push({
+      name: 'ceiling',
+      store,
+      rps: mean(c.map((x) => x.rps)),
+      p50_ms: mean(c.map((x) => x.p50_ms)),
+      p99_ms: mean(c.map((x) => x.p99_ms)),
+      errors: c.reduce((a, x) => a + x.errors, 0),
+      non2xx: c.reduce((a, x) => a + x.non2xx, 0),
+      reference: null,
+      ratio: null,
+      workers: 1,
+      reference_rps: null,
+      requests: c.reduce((a, x) => a + x.requests, 0),
+      connections: P.connections,
+      unexpected: c.reduce((a, x) => a + x.unexpected, 0),
+      runs: c.map((x) => Math.round(x.rps))
+    })
+  }
+}
+
+/** B login B register B: logins against what bare bcrypt does on this machine. */
+async function bcryptGroup (server: Server) {
+  const refs: BcryptResult[] = []
+  const ref = async () => {
+    const b = await bcryptReference()
+    refs.push(b)
+    log(`  bcrypt: ${b.rps.toFixed(2)} ops/s (${b.ops} ops, ${b.threads} threads, counted ${b.rps_counted.toFixed(2)})`)
+  }
+  const results: Array<{ name: string, r: LoadResult, i: number }> = []
+  await ref()
+  for (const name of QUICK ? ['login', 'register'] : ['login', 'register']) {
+    const r = await load(specOf(name, server.url))
+    check(name, server.store, r)
+    log(`  ${name}: ${r.rps.toFixed(2)} req/s (counted ${r.rps_counted.toFixed(2)}), p99 ${r.p99_ms.toFixed(0)} ms, ${r.errors} errors, ${r.non2xx} non-2xx`)
+    results.push({ name, r, i: refs.length - 1 })
+    if (!QUICK) await ref()
+  }
+  if (QUICK) await ref()
+  for (const { name, r, i } of results) {
+    const after = refs[Math.min(i + 1, refs.length - 1)]
+    const refRps = (refs[i].rps + after.rps) / 2
+    row(name, server, r, 'bcrypt', refRps, { rps_counted: r.rps_counted }, P.bcryptConnections)
+  }
+  rows.push({
+    name: 'bcrypt',
+    store: server.store,
+    rps: mean(refs.map((b) => b.rps)),
+    p50_ms: mean(refs.map((b) => b.p50_ms)),
+    p99_ms: mean(refs.map((b) => b.p99_ms)),
+    errors: 0,
+    non2xx: 0,
+    reference: null,
+    ratio: null,
+    workers: 1,
+    reference_rps: null,
+    requests: refs.reduce((a, b) => a + b.ops, 0),
+    connections: refs[0].inflight,
+    unexpected: 0,
+    runs: refs.map((b) => Number(b.rps.toFixed(2))),
+    threads: refs[0].threads
+  })
+}
+
+/** Reads at a fixed pace, alone and then while a login storm keeps every bcrypt thread busy. */
+async function mixed (server: Server) {
+  const me = rows.find((r) => r.name === 'me' && r.store === server.store)
+  const rate = Math.max(100, Math.min(1000, Math.round(((me?.rps ?? 1000) * 0.2) / 50) * 50))
+  const reads = (): LoadSpec => ({ ...specOf('me', server.url, 2), overallRate: rate, warmup: 0.5, duration: P.readsDuration })
+  const alone = await load(reads())
+  check('mixed-alone', server.store, alone)
+  log(`  reads alone at ${rate}/s: ${short(alone)}`)
+
+  const storm = load({ ...specOf('login', server.url), warmup: 0, duration: P.stormWarmup + 0.5 + P.readsDuration + 0.5 })
+  await sleep(P.stormWarmup * 1000)
+  const under = await load(reads())
+  const s = await storm
+  check('mixed', server.store, under)
+  check('mixed (login storm)', server.store, s)
+  log(`  reads under a login storm: ${short(under)}; storm ${s.rps.toFixed(2)} logins/s`)
+  row('mixed-alone', server, alone, null, null, { paced_rate: rate }, 2)
+  row('mixed', server, under, 'mixed-alone', alone.rps, {
+    paced_rate: rate,
+    p99_alone_ms: alone.p99_ms,
+    p99_ratio: alone.p99_ms > 0 ? under.p99_ms / alone.p99_ms : null,
+    storm_logins_rps: s.rps
+  }, 2)
+}
+
+/** RSS after the run, then after one more `me` round: it must not grow. */
+async function memoryCheck (server: Server) {
+  const afterRun = server.pids().map((pid) => ({ pid, rss_mb: rssMb(pid) }))
+  const repeat = await load(specOf('me', server.url))
+  check('me (repeat)', server.store, repeat)
+  const afterRepeat = server.pids().map((pid) => ({ pid, rss_mb: rssMb(pid) }))
+  const total = (xs: Array<{ rss_mb: number | null }>) => xs.reduce((a, x) => a + (x.rss_mb ?? 0), 0)
+  const entry = {
+    store: server.store,
+    workers: server.workers,
+    rss_after_run_mb: Number(total(afterRun).toFixed(1)),
+    rss_after_repeat_mb: Number(total(afterRepeat).toFixed(1)),
+    growth_mb: Number((total(afterRepeat) - total(afterRun)).toFixed(1)),
+    per_process: afterRepeat.map((x, i) => ({ pid: x.pid, after_run_mb: afterRun[i]?.rss_mb ?? null, after_repeat_mb: x.rss_mb })),
+    repeat_me_rps: Math.round(repeat.rps)
+  }
+  memoryReport.push(entry)
+  log(`  RSS ${entry.rss_after_run_mb} MB after the run, ${entry.rss_after_repeat_mb} MB after a repeated me round (${repeat.rps.toFixed(0)} req/s)`)
+}
+
+async function redisReachable (): Promise<Redis | null> {
+  const client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1500, retryStrategy: () => null })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    await client.ping()
+    return client
+  } catch {
+    client.disconnect()
+    return null
+  }
+}
+
+async function cleanRedis (client: Redis) {
+  let cursor = '0'
+  let deleted = 0
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `bench:${RUN_ID}:*`, 'COUNT', 500)
+    cursor = next
+    if (keys.length > 0) deleted += await client.del(...keys)
+  } while (cursor !== '0')
+  return deleted
+}
+
+function machine (redisVersion: string | null) {
+  let commit: string | null = null
+  try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim() } catch {}
+  const cpu = cpus()
+  return {
+    cpus: cpu.length,
+    cpu_model: cpu[0]?.model ?? 'unknown',
+    memory_mb: Math.round(totalmem() / 1024 / 1024),
+    node: process.version,
+    os: `${process.platform} ${release()}`,
+    loadavg_start: loadavg().map((x) => Number(x.toFixed(2))),
+    uv_threadpool_size: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
+    bcrypt_cost: BCRYPT_COST,
+    redis: redisVersion,
+    commit,
+    quick: QUICK,
+    started_at: new Date().toISOString(),
+    params: P
+  }
+}
+
+// --- main -----------------------------------------------------------------------------
+
+async function main () {
+  if (!existsSync(SERVER_ENTRY)) throw new Error(`${SERVER_ENTRY} is missing: run npm run build (npm run bench does)`)
+  // bench/.tmp/profiles holds the service's CPU profiles with --profile
+  if (PROFILE) mkdirSync(join(__dirname, '.tmp', 'profiles'), { recursive: true })
+  const dir = mkdtempSync(join(tmpdir(), 'auth-bench-'))
+  const dbFile = join(dir, 'auth.db')
+  const redis = await redisReachable()
+  let redisVersion: string | null = null
+  if (redis) redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'unknown'
+  const info = machine(redisVersion)
+  log(`${QUICK ? 'quick' : 'full'} run ${RUN_ID}: ${info.cpus} cpus, bcrypt cost ${BCRYPT_COST}, Redis ${redis ? `${redisVersion} at ${REDIS_URL}` : 'not reachable: memory store only'}`)
+
+  let ceiling: { child: Child, url: string } | null = null
+  let server: Server | null = null
+  try {
+    // Round 1: memory store, a fresh SQLite file.
+    server = await startServer(dbFile, { redis: false, workers: 1, label: 'memory' })
+    log(`service up (memory store), pid ${server.child.pid}`)
+    await seed(server)
+    const sample = await http(server.url, 'GET', '/users/me', undefined, bearer(accessTokens[0]))
+    if (sample.status !== 200) throw new Error(`GET /users/me: ${sample.status} ${sample.text}`)
+    ceiling = await startCeiling(sample.text)
+    const probe = await http(ceiling.url, 'GET', '/users/me')
+    if (probe.text.length !== sample.text.length) throw new Error(`ceiling body is ${probe.text.length} bytes, /users/me ${sample.text.length}`)
+    log(`ceiling up, pid ${ceiling.child.pid}, body ${sample.text.length} bytes`)
+
+    log('memory: login and register against bcrypt')
+    await bcryptGroup(server)
+    log(`memory: HTTP scenarios against the ceiling (${P.connections} connections)`)
+    await httpGroup(server, ceiling.url, ['me', 'protected', 'introspect', 'reject', 'refresh'])
+    log('memory: mixed')
+    await mixed(server)
+    await memoryCheck(server)
+    await server.child.stop()
+    server = null
+
+    if (redis) {
+      // Round 2: the same database (its users and sessions), the blocklist in Redis.
+      server = await startServer(dbFile, { redis: true, workers: 1, label: 'redis' })
+      log(`service up (Redis store), pid ${server.child.pid}`)
+      await httpGroup(server, ceiling.url, QUICK ? ['me', 'reject'] : ['me', 'protected', 'introspect', 'reject', 'refresh'])
+      await memoryCheck(server)
+      await server.child.stop()
+      server = null
+
+      // WORKERS=2 (node:cluster), Redis: `me` again, against its own ceilings.
+      server = await startServer(dbFile, { redis: true, workers: 2, label: 'workers2' })
+      log(`service up (Redis store, WORKERS=2), pids ${server.pids().join(', ')}`)
+      const cpuBefore = server.pids().map((p) => cpuSeconds(p) ?? 0)
+      await httpGroup(server, ceiling.url, ['me'])
+      const cpuAfter = server.pids().map((p) => cpuSeconds(p) ?? 0)
+      const last = rows.filter((r) => r.name === 'me' && r.workers === 2).pop()
+      if (last) last.cpu_seconds_per_process = cpuAfter.map((c, i) => Number((c - cpuBefore[i]).toFixed(2)))
+      const rss = server.pids().map((pid) => ({ pid, rss_mb: rssMb(pid) }))
+      memoryReport.push({ store: 'redis', workers: 2, rss_after_run_mb: Number(rss.reduce((a, x) => a + (x.rss_mb ?? 0), 0).toFixed(1)), per_process: rss })
+      log(`  WORKERS=2 RSS: ${rss.map((x) => `${x.pid}: ${x.rss_mb?.toFixed(1)} MB`).join(', ')}`)
+      await server.child.stop()
+      server = null
+      const deleted = await cleanRedis(redis)
+      log(`removed ${deleted} Redis keys of this run`)
+    } else {
+      unavailable.push({ name: 'me', store: 'redis', reason: `Redis not reachable at ${REDIS_URL}` })
+    }
+  } finally {
+    if (server) await server.child.stop()
+    if (ceiling) await ceiling.child.stop()
+    await stopAll()
+    redis?.disconnect()
+    rmSync(dir, { recursive: true, force: true })
+  }
+
+  // --- report ---------------------------------------------------------------------------
+  ceilingRows()
+  // memory rows, then Redis with WORKERS=1, WORKERS=2, and the Redis ceiling last
+  const order = (r: Row) => (r.store === 'memory' ? 0 : r.name === 'ceiling' ? 30 : 10) + (r.workers - 1) * 10
+  const sorted = [...rows].sort((a, b) => order(a) - order(b))
+  const targets = evaluateTargets(sorted)
+  const elapsed = (performance.now() - T0) / 1000
+  const results = {
+    machine: { ...info, loadavg_end: loadavg().map((x) => Number(x.toFixed(2))), elapsed_s: Number(elapsed.toFixed(1)) },
+    scenarios: sorted.map((r) => ({
+      ...r,
+      rps: Number(r.rps.toFixed(2)),
+      p50_ms: Number(r.p50_ms.toFixed(3)),
+      p99_ms: Number(r.p99_ms.toFixed(3)),
+      ratio: r.ratio === null ? null : Number(r.ratio.toFixed(3)),
+      reference_rps: r.reference_rps === null ? null : Number(r.reference_rps.toFixed(2))
+    })),
+    unavailable,
+    memory: memoryReport,
+    targets,
+    failures
+  }
+  writeFileSync(join(__dirname, 'results.json'), JSON.stringify(results, null, 2) + '\n')
+
+  const out: string[] = ['', table(sorted), '']
+  for (const u of unavailable) out.push(`unavailable: ${u.name} (${u.store}): ${u.reason}`)
+  for (const m of memoryReport) {
+    out.push(`RSS ${m.store}, WORKERS=${m.workers}: ${m.rss_after_run_mb} MB after the run` +
+      (m.rss_after_repeat_mb !== undefined ? `, ${m.rss_after_repeat_mb} MB after a repeated me round (${(m.growth_mb as number) >= 0 ? '+' : ''}${m.growth_mb} MB)` : '') +
+      ((m.per_process as unknown[]).length > 1 ? ` [${(m.per_process as Array<{ pid: number, rss_mb?: number | null, after_repeat_mb?: number | null }>).map((p) => `${p.pid}: ${(p.rss_mb ?? p.after_repeat_mb ?? 0).toFixed(1)}`).join(', ')}]` : ''))
+  }
+  const mixedRow = sorted.find((r) => r.name === 'mixed')
+  if (mixedRow) out.push(`mixed: reads at ${mixedRow.paced_rate}/s, p99 ${mixedRow.p99_ms.toFixed(2)} ms under a login storm (${(mixedRow.storm_logins_rps as number).toFixed(1)} logins/s) vs ${(mixedRow.p99_alone_ms as number).toFixed(2)} ms alone: x${(mixedRow.p99_ratio as number).toFixed(2)}`)
+  out.push('', 'targets:')
+  for (const t of targets) out.push(`  ${t.met === null ? 'n/a ' : t.met ? 'met ' : 'MISS'}  ${t.target}: ${t.value}`)
+  out.push('', `${QUICK ? 'quick' : 'full'} run in ${elapsed.toFixed(0)} s; results in bench/results.json`)
+  if (failures.length > 0) {
+    out.push('', 'FAILED: errors or unexpected statuses in scenarios that must succeed:')
+    for (const f of failures) out.push(`  ${f}`)
+  }
+  process.stdout.write(out.join('\n') + '\n')
+  process.exitCode = failures.length > 0 ? 1 : 0
+}
+
+function evaluateTargets (all: Row[]) {
+  const find = (name: string, store: string, workers = 1) => all.find((r) => r.name === name && r.store === store && r.workers === workers)
+  const ratioTarget = (target: string, r: Row | undefined, min: number) => ({
+    target,
+    value: r?.ratio == null ? 'not measured' : r.ratio.toFixed(2),
+    met: r?.ratio == null ? null : r.ratio >= min
+  })
+  const out = [
+    ratioTarget('me (memory) >= 0.60 of ceiling', find('me', 'memory'), 0.60),
+    ratioTarget('me (redis) >= 0.45 of ceiling', find('me', 'redis'), 0.45),
+    ratioTarget('reject (memory) >= 0.80 of ceiling', find('reject', 'memory'), 0.80),
+    ratioTarget('reject (redis) >= 0.80 of ceiling', find('reject', 'redis'), 0.80),
+    ratioTarget('login >= 0.90 of bcrypt', find('login', 'memory'), 0.90)
+  ]
+  const m = find('mixed', 'memory')
+  const pr = m?.p99_ratio as number | null | undefined
+  out.push({ target: 'mixed: reads p99 under a login storm <= 5x alone', value: pr == null ? 'not measured' : `x${pr.toFixed(2)}`, met: pr == null ? null : pr <= 5 })
+  for (const mem of memoryReport) {
+    if (mem.workers !== 1) continue
+    const after = mem.rss_after_repeat_mb as number
+    out.push({ target: `RSS (${mem.store}) after the run < 150 MB`, value: `${after} MB`, met: after < 150 })
+    const growth = mem.growth_mb as number
+    // "No growth": within 5% or 5 MB of the first measurement, whichever is larger (GC noise).
+    const tolerance = Math.max(5, (mem.rss_after_run_mb as number) * 0.05)
+    out.push({ target: `RSS (${mem.store}) no growth across a repeated run (tolerance ${tolerance.toFixed(1)} MB)`, value: `${growth >= 0 ? '+' : ''}${growth} MB`, met: growth <= tolerance })
+  }
+  const w1 = find('me', 'redis', 1)
+  const w2 = find('me', 'redis', 2)
+  out.push({ target: 'me with WORKERS=2 vs WORKERS=1 (Redis), informational', value: w1 && w2 ? `${w2.rps.toFixed(0)} vs ${w1.rps.toFixed(0)} req/s (x${(w2.rps / w1.rps).toFixed(2)})` : 'not measured', met: null })
+  return out
+}
+
+let interrupted = false
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    if (interrupted) process.exit(130)
+    interrupted = true
+    log(`${signal}: stopping child processes`)
+    stopAll().finally(() => process.exit(130))
+  })
+}
+
+main().catch(async (err) => {
+  console.error(err instanceof Error ? err.stack ?? err.message : err)
+  await stopAll()
+  process.exit(1)
+})
