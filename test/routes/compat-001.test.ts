@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { InjectOptions } from 'fastify'
 import { bearer, build, login, newUser, ownRedis, PASSWORD, redisPrefix, register, uniqueName, type App } from '../helper'
 
 // Seed 001, "Flask JWT Authentication Template": its README's flow and its error cases.
@@ -52,7 +53,7 @@ t.test('register errors: 409 taken (case-insensitively), 400 in the {msg} shape'
   t.equal(dup.statusCode, 409)
   t.same(Object.keys(dup.json()), ['msg'])
 
-  const bad: Array<[string, { payload?: unknown, headers?: Record<string, string> }]> = [
+  const bad: Array<[string, InjectOptions]> = [
     ['no body', {}],
     ['missing password', { payload: { username: uniqueName() } }],
     ['missing username', { payload: { password: PASSWORD } }],
@@ -64,7 +65,7 @@ t.test('register errors: 409 taken (case-insensitively), 400 in the {msg} shape'
     ['not JSON', { payload: '{"username":', headers: { 'content-type': 'application/json' } }]
   ]
   for (const [name, req] of bad) {
-    const res = await app.inject({ method: 'POST', url: '/register', ...req } as Parameters<App['inject']>[0] & object)
+    const res = await app.inject({ method: 'POST', url: '/register', ...req })
     t.equal(res.statusCode, 400, name)
     const json = res.json()
     t.same(Object.keys(json), ['msg'], `${name}: {msg}`)
