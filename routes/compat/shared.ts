@@ -36,15 +36,20 @@ export function seedErrorHandler (key: 'msg' | 'message') {
 
 /**
  * The 000 seed's token check, with its two messages: a live access token (signature,
- * expiry, blocklist) or 401; 503 when the revocation store is down.
+ * expiry, blocklist) of a live session, or 401; 503 when the revocation store is down.
+ * The session check matters because 000 tokens renew themselves: without it, renewal would
+ * stretch a session past its expiry (and, once pruned, out of reach of logout).
  */
 export async function demoClaims (fastify: FastifyInstance, token: string | undefined): Promise<AccessClaims> {
   if (token === undefined || token === '') throw new InvalidTokenError('Token is missing')
+  let claims: AccessClaims
   try {
-    return await fastify.resolveAccessToken(token)
+    claims = await fastify.resolveAccessToken(token)
   } catch (err) {
     // "revoked" and "expired" look the same to a 000 client
     if (err instanceof InvalidTokenError) throw new InvalidTokenError('Invalid or expired token')
     throw err
   }
+  if (await fastify.sessions.findActive(claims.sid) === undefined) throw new InvalidTokenError('Invalid or expired token')
+  return claims
 }

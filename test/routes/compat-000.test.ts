@@ -1,4 +1,6 @@
 import t from 'tap'
+import { eq } from 'drizzle-orm'
+import { sessions } from '../../src/db/schema'
 import { bearer, build, login, newUser, ownRedis, PASSWORD, redisPrefix, register, uniqueName, type App } from '../helper'
 
 // Seed 000, "Flask JWT Authentication API Demo": its README's flow, the cases of its own
@@ -285,6 +287,25 @@ t.test('tokens and users cross surfaces', async (t) => {
   const intro = async (token: string) => (await app.inject({ method: 'POST', url: '/auth/introspect', payload: { token } })).json().active
   t.equal(await intro(validated.json().token), true)
   t.equal(await intro(tpl.json().access_token), false)
+})
+
+t.test('renewal does not outlive the session: an expired session\'s token is refused', async (t) => {
+  const app = await build(t)
+  const user = await createAndAuthenticate(app)
+  const renewed = (await app.inject({ method: 'POST', url: '/validate_token', payload: { token: user.token } })).json().token
+  const id = (await app.inject({ method: 'GET', url: '/users/me', headers: bearer(renewed) })).json().id
+  // The session reaches its end (REFRESH_TOKEN_TTL) while the access token is still unexpired.
+  app.db.update(sessions).set({ expiresAt: Date.now() - 1 }).where(eq(sessions.userId, id)).run()
+  for (const req of [
+    { method: 'POST', url: '/validate_token', payload: { token: renewed } },
+    { method: 'GET', url: '/user', headers: bearer(renewed) },
+    { method: 'PUT', url: '/user', headers: bearer(renewed), payload: { username: uniqueName('late') } }
+  ] as const) {
+    const res = await app.inject(req)
+    t.equal(res.statusCode, 401, `${req.method} ${req.url}`)
+    t.same(res.json(), { message: 'Invalid or expired token' })
+  }
+  t.equal((await app.inject({ method: 'POST', url: '/authenticate_user', payload: { username: user.username, password: user.password } })).statusCode, 200, 'the account is untouched: a new login works')
 })
 
 t.test('503 in the {message} shape when the revocation store is down', async (t) => {
