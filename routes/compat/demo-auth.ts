@@ -30,11 +30,14 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
         200: Type.Object({ token: Type.String(), access_token: Type.String() }),
         400: MessageError,
         401: Type.Object({ error: Type.Literal('Invalid credentials') }),
+        429: MessageError,
         ...commonErrors(413, 415)
       }
-    }
+    },
+    // throttled like POST /auth/login (inside accounts, per client IP and per account)
+    config: { rateLimit: true }
   }, async (request, reply) => {
-    const user = await accounts.authenticate(request.body.username, request.body.password, request.log)
+    const user = await accounts.authenticate(request.body.username, request.body.password, request.log, request.ip)
     if (user === null) return reply.status(401).send({ error: 'Invalid credentials' as const })
     const { access_token: token } = await sessions.start(user.id)
     return { token, access_token: token }

@@ -19,12 +19,13 @@ export const compatRoute = { tags: ['compat'], deprecated: true }
 
 /**
  * Every error of a compat route in its seed's shape (`{msg}` or `{message}`), with the
- * status and the leak-free message the service API would give. 404, 413 and 415 keep the
+ * status, message and Retry-After the service API would give. 404, 413 and 415 keep the
  * common shape, as API.md says.
  */
 export function seedErrorHandler (key: 'msg' | 'message') {
   return function (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-    const { statusCode, message, code } = classifyError(error)
+    const { statusCode, message, code, retryAfter } = classifyError(error)
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
     if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
     else request.log.info({ statusCode, code: code ?? error.code }, message)
     if (statusCode === 404 || statusCode === 413 || statusCode === 415) {

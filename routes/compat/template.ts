@@ -21,10 +21,12 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'compatTemplateRegister',
       summary: 'Create an account (seed 001); use POST /auth/register',
       body: Credentials,
-      response: { 201: Msg('User registered successfully'), 400: MsgError, 409: MsgError, ...commonErrors(413, 415) }
-    }
+      response: { 201: Msg('User registered successfully'), 400: MsgError, 409: MsgError, 429: MsgError, ...commonErrors(413, 415) }
+    },
+    // throttled like POST /auth/register (inside accounts, by client IP)
+    config: { rateLimit: true }
   }, async (request, reply) => {
-    await accounts.register(request.body.username, request.body.password, request.log)
+    await accounts.register(request.body.username, request.body.password, request.log, request.ip)
     return reply.status(201).send({ msg: 'User registered successfully' as const })
   })
 
@@ -39,11 +41,14 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
         200: Type.Object({ access_token: Type.String(), refresh_token: Type.String() }),
         400: MsgError,
         401: MsgError,
+        429: MsgError,
         ...commonErrors(413, 415)
       }
-    }
+    },
+    // throttled like POST /auth/login (inside accounts, per client IP and per account)
+    config: { rateLimit: true }
   }, async (request, reply) => {
-    const user = await accounts.authenticate(request.body.username, request.body.password, request.log)
+    const user = await accounts.authenticate(request.body.username, request.body.password, request.log, request.ip)
     if (user === null) return reply.status(401).send({ msg: 'Bad username or password' })
     return await sessions.start(user.id)
   })

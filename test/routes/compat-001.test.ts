@@ -1,5 +1,6 @@
 import t from 'tap'
 import type { InjectOptions } from 'fastify'
+import { LIMITS } from '../../plugins/app/rate-limits'
 import { bearer, build, login, newUser, ownRedis, PASSWORD, redisPrefix, register, uniqueName, type App } from '../helper'
 
 // Seed 001, "Flask JWT Authentication Template": its README's flow and its error cases.
@@ -203,12 +204,35 @@ t.test('503 in the {msg} shape when the revocation store is down', async (t) => 
   t.equal(status, 200, 'the token works again once the store is back')
 })
 
+t.test('failed logins on either seed count with the service API\'s: 429 in the seed\'s shape', async (t) => {
+  const app = await build(t)
+  const user = creds()
+  await app.inject({ method: 'POST', url: '/register', payload: user })
+  const ip = '10.77.0.1'
+  const max = LIMITS.loginFailuresPerIp.max
+  for (let i = 0; i < max; i++) {
+    const url = ['/login', '/authenticate_user', '/auth/login'][i % 3]
+    const res = await app.inject({ method: 'POST', url, payload: creds(), remoteAddress: ip })
+    t.equal(res.statusCode, 401, `failure ${i} on ${url}`)
+  }
+  const tpl = await app.inject({ method: 'POST', url: '/login', payload: user, remoteAddress: ip })
+  t.equal(tpl.statusCode, 429, 'even the right password')
+  t.same(Object.keys(tpl.json()), ['msg'])
+  t.ok(Number(tpl.headers['retry-after']) > 0, 'Retry-After')
+  const demo = await app.inject({ method: 'POST', url: '/authenticate_user', payload: user, remoteAddress: ip })
+  t.equal(demo.statusCode, 429)
+  t.same(Object.keys(demo.json()), ['message'])
+  t.ok(Number(demo.headers['retry-after']) > 0)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: user, remoteAddress: ip })).statusCode, 429)
+  t.equal((await app.inject({ method: 'POST', url: '/login', payload: user, remoteAddress: '10.77.0.2' })).statusCode, 200, 'another client is fine')
+})
+
 t.test('OpenAPI: the 001 routes are tagged compat, deprecated and fully described', async (t) => {
   const app = await build(t)
   const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json()
   const expected: Array<[string, string, string[], boolean]> = [
-    ['/register', 'post', ['201', '400', '409', '413', '415'], false],
-    ['/login', 'post', ['200', '400', '401', '413', '415'], false],
+    ['/register', 'post', ['201', '400', '409', '413', '415', '429'], false],
+    ['/login', 'post', ['200', '400', '401', '413', '415', '429'], false],
     ['/protected', 'get', ['200', '401', '503'], true],
     ['/logout', 'delete', ['200', '401', '413', '415', '503'], true]
   ]
