@@ -79,3 +79,10 @@ t.test('with Redis: outage answers 503 (fail closed), recovery, restart and FLUS
   t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: live.tokens.refresh_token } })).statusCode, 200, 'the 503 did not consume the refresh token')
   t.equal((await app.inject({ url: '/health' })).statusCode, 200)
 })
+
+t.test('the app closes cleanly while Redis is down', async (t) => {
+  const server = await ownRedis(t)
+  const app = await build(t, { REDIS_URL: server.url, REDIS_PREFIX: redisPrefix() })
+  await server.stop()
+  await t.resolves(app.close())
+})
