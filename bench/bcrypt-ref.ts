@@ -10,7 +10,7 @@
  * register scenarios are measured the same way (connections / mean latency).
  *
  * Args: --cost N --warmup S --duration S. Prints one JSON line:
- * {"rps", "rps_counted", "p50_ms", "p99_ms", "ops", "threads", "inflight", "cost"}.
+ * {"rps", "rps_counted", "p50_ms", "p99_ms", "ops", "threads", "inflight", "cost", "cpu_ms_per_op"}.
  */
 import { performance } from 'node:perf_hooks'
 import { createHash, randomBytes } from 'node:crypto'
@@ -36,6 +36,9 @@ async function main () {
   const windowStart = start + warmup
   const windowEnd = windowStart + duration
   const latencies: number[] = []
+  // CPU time of this process over the window (the threadpool's included)
+  let cpuStart = process.cpuUsage()
+  setTimeout(() => { cpuStart = process.cpuUsage() }, windowStart - performance.now())
 
   const loop = async () => {
     for (;;) {
@@ -50,18 +53,21 @@ async function main () {
 
   // At the end of the window, answer at once: the operations still in flight do not count.
   setTimeout(() => {
+    const cpu = process.cpuUsage(cpuStart)
     latencies.sort((a, b) => a - b)
     const pct = (p: number) => latencies.length === 0 ? 0 : latencies[Math.min(latencies.length - 1, Math.ceil(p * latencies.length) - 1)]
     const mean = latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length)
+    const rps = latencies.length === 0 ? 0 : inflight / (mean / 1000)
     process.stdout.write(JSON.stringify({
-      rps: latencies.length === 0 ? 0 : inflight / (mean / 1000),
+      rps,
       rps_counted: latencies.length / (duration / 1000),
       p50_ms: pct(0.5),
       p99_ms: pct(0.99),
       ops: latencies.length,
       threads,
       inflight,
-      cost
+      cost,
+      cpu_ms_per_op: rps === 0 ? null : (cpu.user + cpu.system) / 1000 / (rps * duration / 1000)
     }) + '\n', () => process.exit(0))
   }, windowEnd - performance.now())
 }

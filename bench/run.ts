@@ -35,7 +35,7 @@ const AUDIENCE = 'auth-service'
 
 /** Durations in seconds; a window opens after its warm-up. */
 const P = QUICK
-  ? { seedUsers: 16, refreshesPerUser: 7, connections: 16, warmup: 0.5, duration: 1, bcryptConnections: 8, bcryptWarmup: 1, bcryptDuration: 2.5, refWarmup: 1, refDuration: 2.5, readsDuration: 2, stormWarmup: 1.5, badTokens: 200 }
+  ? { seedUsers: 12, refreshesPerUser: 9, connections: 16, warmup: 0.4, duration: 1, bcryptConnections: 8, bcryptWarmup: 1, bcryptDuration: 2, refWarmup: 1, refDuration: 2, readsDuration: 1.5, stormWarmup: 1.2, badTokens: 200 }
   : { seedUsers: 64, refreshesPerUser: 7, connections: 32, warmup: 1, duration: 4, bcryptConnections: 8, bcryptWarmup: 2, bcryptDuration: 6, refWarmup: 1.5, refDuration: 5, readsDuration: 4, stormWarmup: 2, badTokens: 400 }
 
 const log = (msg: string) => { process.stderr.write(`[bench ${((performance.now() - T0) / 1000).toFixed(1).padStart(5)}s] ${msg}\n`) }
@@ -147,7 +147,18 @@ async function startCeiling (body: string): Promise<{ child: Child, url: string 
   }
 }
 
-interface BcryptResult { rps: number, rps_counted: number, p50_ms: number, p99_ms: number, ops: number, threads: number, inflight: number }
+interface BcryptResult { rps: number, rps_counted: number, p50_ms: number, p99_ms: number, ops: number, threads: number, inflight: number, cpu_ms_per_op: number | null }
+
+/**
+ * The same comparison in CPU time: the reference's CPU ms per request over the scenario's.
+ * Other processes on a shared machine steal wall time (req/s) far more than CPU time per
+ * request, so this one stays readable when the machine is busy.
+ */
+function cpuRatio (scenario: number | null, refs: Array<number | null>) {
+  const known = refs.filter((x): x is number => x !== null && x > 0)
+  if (scenario === null || scenario <= 0 || known.length === 0) return { cpu_ms_per_req: scenario, cpu_ratio: null }
+  return { cpu_ms_per_req: Number(scenario.toFixed(4)), cpu_ratio: Number((mean(known) / scenario).toFixed(3)) }
+}
 
 async function bcryptReference (): Promise<BcryptResult> {
   const child = startChild('bcrypt', process.execPath, ['--import', 'tsx', join(__dirname, 'bcrypt-ref.ts'),
@@ -344,10 +355,10 @@ const short = (r: LoadResult) => `${r.rps.toFixed(0)} req/s, p99 ${r.p99_ms.toFi
  * C S1 C S2 C ... : the ceiling measured between every two scenarios; each scenario is
  * divided by the mean of the ceiling just before and just after it, so drift cancels.
  */
-async function httpGroup (server: Server, ceilingUrl: string, names: string[]) {
+async function httpGroup (server: Server, ceiling: { url: string, child: Child }, names: string[]) {
   const ceilings: LoadResult[] = []
   const measureCeiling = async () => {
-    const r = await load(specOf('ceiling', ceilingUrl))
+    const r = await load({ ...specOf('ceiling', ceiling.url), cpuPids: () => [ceiling.child.pid] })
     check('ceiling', server.store, r)
     ceilings.push(r)
     log(`  ceiling: ${short(r)}`)
@@ -368,7 +379,7 @@ async function httpGroup (server: Server, ceilingUrl: string, names: string[]) {
       const probe = await http(server.url, 'POST', '/auth/introspect', { token: accessTokens[1] })
       if (probe.status !== 200 || probe.json().active !== true) failures.push(`introspect probe: ${probe.status} ${probe.text}`)
     }
-    const spec = specOf(name, server.url)
+    const spec = { ...specOf(name, server.url), cpuPids: server.pids }
     const r = await load(spec)
     if (name === 'refresh') {
       // A request cut off at the end may have rotated its token unseen: never use that chain again.
@@ -384,7 +395,9 @@ async function httpGroup (server: Server, ceilingUrl: string, names: string[]) {
     const p = pending[i]
     const after = ceilings[ceilings.indexOf(p.before) + 1]
     const ref = (p.before.rps + after.rps) / 2
-    row(p.name, server, p.r, 'ceiling', ref, p.name === 'reject' ? { expected_status: 401 } : {}, p.conns)
+    const extra: Record<string, unknown> = { ...cpuRatio(p.r.cpu_ms_per_req, [p.before.cpu_ms_per_req, after.cpu_ms_per_req]) }
+    if (p.name === 'reject') extra.expected_status = 401
+    row(p.name, server, p.r, 'ceiling', ref, extra, p.conns)
   }
   ceilingRuns.push({ store: server.store, runs: ceilings })
 }
@@ -409,6 +422,7 @@ function ceilingRows () {
       requests: c.reduce((a, x) => a + x.requests, 0),
       connections: P.connections,
       unexpected: c.reduce((a, x) => a + x.unexpected, 0),
+      cpu_ms_per_req: mean(c.map((x) => x.cpu_ms_per_req ?? 0)),
       runs: c.map((x) => Math.round(x.rps))
     })
   }
@@ -420,14 +434,14 @@ async function bcryptGroup (server: Server) {
   const ref = async () => {
     const b = await bcryptReference()
     refs.push(b)
-    log(`  bcrypt: ${b.rps.toFixed(2)} ops/s (${b.ops} ops, ${b.threads} threads, counted ${b.rps_counted.toFixed(2)})`)
+    log(`  bcrypt: ${b.rps.toFixed(2)} ops/s (${b.ops} ops, ${b.threads} threads, counted ${b.rps_counted.toFixed(2)}), ${b.cpu_ms_per_op?.toFixed(0)} CPU ms/op`)
   }
   const results: Array<{ name: string, r: LoadResult, i: number }> = []
   await ref()
   for (const name of QUICK ? ['login', 'register'] : ['login', 'register']) {
-    const r = await load(specOf(name, server.url))
+    const r = await load({ ...specOf(name, server.url), cpuPids: server.pids })
     check(name, server.store, r)
-    log(`  ${name}: ${r.rps.toFixed(2)} req/s (counted ${r.rps_counted.toFixed(2)}), p99 ${r.p99_ms.toFixed(0)} ms, ${r.errors} errors, ${r.non2xx} non-2xx`)
+    log(`  ${name}: ${r.rps.toFixed(2)} req/s (counted ${r.rps_counted.toFixed(2)}), p99 ${r.p99_ms.toFixed(0)} ms, ${r.cpu_ms_per_req?.toFixed(0)} CPU ms/req, ${r.errors} errors, ${r.non2xx} non-2xx`)
     results.push({ name, r, i: refs.length - 1 })
     if (!QUICK) await ref()
   }
@@ -435,7 +449,7 @@ async function bcryptGroup (server: Server) {
   for (const { name, r, i } of results) {
     const after = refs[Math.min(i + 1, refs.length - 1)]
     const refRps = (refs[i].rps + after.rps) / 2
-    row(name, server, r, 'bcrypt', refRps, { rps_counted: r.rps_counted }, P.bcryptConnections)
+    row(name, server, r, 'bcrypt', refRps, { rps_counted: r.rps_counted, ...cpuRatio(r.cpu_ms_per_req, [refs[i].cpu_ms_per_op, after.cpu_ms_per_op]) }, P.bcryptConnections)
   }
   rows.push({
     name: 'bcrypt',
@@ -453,7 +467,8 @@ async function bcryptGroup (server: Server) {
     connections: refs[0].inflight,
     unexpected: 0,
     runs: refs.map((b) => Number(b.rps.toFixed(2))),
-    threads: refs[0].threads
+    threads: refs[0].threads,
+    cpu_ms_per_req: mean(refs.map((b) => b.cpu_ms_per_op ?? 0))
   })
 }
 
@@ -578,7 +593,7 @@ async function main () {
     log('memory: login and register against bcrypt')
     await bcryptGroup(server)
     log(`memory: HTTP scenarios against the ceiling (${P.connections} connections)`)
-    await httpGroup(server, ceiling.url, ['me', 'protected', 'introspect', 'reject', 'refresh'])
+    await httpGroup(server, ceiling, ['me', 'protected', 'introspect', 'reject', 'refresh'])
     log('memory: mixed')
     await mixed(server)
     await memoryCheck(server)
@@ -589,7 +604,7 @@ async function main () {
       // Round 2: the same database (its users and sessions), the blocklist in Redis.
       server = await startServer(dbFile, { redis: true, workers: 1, label: 'redis' })
       log(`service up (Redis store), pid ${server.child.pid}`)
-      await httpGroup(server, ceiling.url, QUICK ? ['me', 'reject'] : ['me', 'protected', 'introspect', 'reject', 'refresh'])
+      await httpGroup(server, ceiling, QUICK ? ['me', 'reject'] : ['me', 'protected', 'introspect', 'reject', 'refresh'])
       await memoryCheck(server)
       await server.child.stop()
       server = null
@@ -598,7 +613,7 @@ async function main () {
       server = await startServer(dbFile, { redis: true, workers: 2, label: 'workers2' })
       log(`service up (Redis store, WORKERS=2), pids ${server.pids().join(', ')}`)
       const cpuBefore = server.pids().map((p) => cpuSeconds(p) ?? 0)
-      await httpGroup(server, ceiling.url, ['me'])
+      await httpGroup(server, ceiling, ['me'])
       const cpuAfter = server.pids().map((p) => cpuSeconds(p) ?? 0)
       const last = rows.filter((r) => r.name === 'me' && r.workers === 2).pop()
       if (last) last.cpu_seconds_per_process = cpuAfter.map((c, i) => Number((c - cpuBefore[i]).toFixed(2)))

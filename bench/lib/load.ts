@@ -7,6 +7,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import autocannon from 'autocannon'
+import { cpuSeconds } from './procs'
 
 export type Req = autocannon.Request
 
@@ -28,6 +29,8 @@ export interface LoadSpec {
    * scenarios, whose few completions arrive in waves of four (one per threadpool thread).
    */
   littlesLaw?: boolean
+  /** processes whose CPU time (user + system) over the window is divided by the requests */
+  cpuPids?: () => number[]
 }
 
 export interface LoadResult {
@@ -42,6 +45,8 @@ export interface LoadResult {
   unexpected: number
   statuses: Record<string, number>
   error_messages: string[]
+  /** CPU milliseconds the measured processes spent per request in the window (null: not measured) */
+  cpu_ms_per_req: number | null
 }
 
 export function percentile (sorted: number[], p: number): number {
@@ -67,6 +72,14 @@ export async function load (spec: LoadSpec): Promise<LoadResult> {
 
   let finish!: (err: Error | null) => void
   const finished = new Promise<void>((resolve, reject) => { finish = (err) => err ? reject(err) : resolve() })
+  // CPU time of the measured processes at the window's edges: noise from other processes
+  // on the machine steals wall time from a run, much less its CPU time per request.
+  const cpuAt = () => (spec.cpuPids?.() ?? []).reduce((a, pid) => a + (cpuSeconds(pid) ?? 0), 0)
+  let cpuStart = 0
+  let cpuEnd = 0
+  const cpuTimers = spec.cpuPids
+    ? [setTimeout(() => { cpuStart = cpuAt() }, windowStart - performance.now()), setTimeout(() => { cpuEnd = cpuAt() }, windowEnd - performance.now())]
+    : []
   const instance = autocannon({
     url: spec.url,
     connections: spec.connections,
@@ -94,12 +107,14 @@ export async function load (spec: LoadSpec): Promise<LoadResult> {
     if (errorMessages.size < 5) errorMessages.add(err.message)
   })
   await finished
+  for (const t of cpuTimers) clearTimeout(t)
 
   latencies.sort((a, b) => a - b)
   const mean = latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length)
   const counted = latencies.length / spec.duration
+  const rps = spec.littlesLaw ? (latencies.length === 0 ? 0 : spec.connections / (mean / 1000)) : counted
   return {
-    rps: spec.littlesLaw ? (latencies.length === 0 ? 0 : spec.connections / (mean / 1000)) : counted,
+    rps,
     rps_counted: counted,
     p50_ms: percentile(latencies, 0.5),
     p99_ms: percentile(latencies, 0.99),
@@ -109,7 +124,8 @@ export async function load (spec: LoadSpec): Promise<LoadResult> {
     non2xx,
     unexpected,
     statuses,
-    error_messages: [...errorMessages]
+    error_messages: [...errorMessages],
+    cpu_ms_per_req: spec.cpuPids && rps > 0 && cpuEnd > 0 ? ((cpuEnd - cpuStart) * 1000) / (rps * spec.duration) : null
   }
 }
 

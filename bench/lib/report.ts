@@ -25,7 +25,7 @@ export interface Row {
 const fmt = (n: number | null | undefined, digits = 0) => n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits)
 
 export function table (rows: Row[]): string {
-  const header = ['scenario', 'store', 'workers', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'reference', 'ref req/s', 'ratio']
+  const header = ['scenario', 'store', 'workers', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'reference', 'ref req/s', 'ratio', 'CPU ms/req', 'CPU ratio']
   const lines = rows.map((r) => [
     r.name,
     r.store,
@@ -37,7 +37,9 @@ export function table (rows: Row[]): string {
     r.expected_status !== undefined ? `${r.non2xx} (${r.expected_status} expected)` : String(r.non2xx),
     r.reference ?? '-',
     r.reference_rps === null ? '-' : fmt(r.reference_rps, r.reference_rps < 100 ? 1 : 0),
-    fmt(r.ratio, 2)
+    fmt(r.ratio, 2),
+    typeof r.cpu_ms_per_req === 'number' ? fmt(r.cpu_ms_per_req, r.cpu_ms_per_req < 1 ? 3 : 0) : '-',
+    typeof r.cpu_ratio === 'number' ? fmt(r.cpu_ratio, 2) : '-'
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
   const left = new Set([0, 1, 8])
