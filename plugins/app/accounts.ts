@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger } from 'fastify'
 import type { User } from '../../src/schemas/users'
-import type { UserRecord } from './users-repository'
+import type { UserProfile, UserRecord } from './users-repository'
 import { isCommonPassword } from '../../src/security/password-policy'
 
 export class WeakPasswordError extends Error {
@@ -55,7 +55,7 @@ declare module 'fastify' {
   }
 }
 
-export function toUser (u: UserRecord): User {
+export function toUser (u: UserProfile): User {
   return {
     id: u.id,
     username: u.username,

@@ -50,11 +50,13 @@ export default fp(async function http (fastify) {
     parseJson(request, body as string, done)
   })
 
-  fastify.addHook('onSend', async (request, reply) => {
+  // Set up front (a sync onRequest hook is cheaper than onSend) and kept on every answer,
+  // errors included. Every answer is user-specific or carries tokens: never cache it.
+  fastify.addHook('onRequest', function (request, reply, done) {
     reply.header('x-content-type-options', 'nosniff')
-    // Every answer is user-specific or carries tokens: never cache it. The docs may be cached.
-    if (!request.url.startsWith('/docs')) reply.header('cache-control', 'no-store')
-    else reply.header('x-frame-options', 'DENY')
+    if (request.url.startsWith('/docs')) reply.header('x-frame-options', 'DENY') // the docs may be cached
+    else reply.header('cache-control', 'no-store')
+    done()
   })
 
   fastify.setErrorHandler(function (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {

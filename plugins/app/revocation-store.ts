@@ -16,8 +16,8 @@ export interface RevocationEntry {
  */
 export interface RevocationStore {
   readonly kind: 'memory' | 'redis'
-  /** One round trip for both ids. */
-  isRevoked (jti: string, sid: string): Promise<boolean>
+  /** One round trip for both ids; the memory store answers synchronously. */
+  isRevoked (jti: string, sid: string): boolean | Promise<boolean>
   revoke (entries: RevocationEntry[]): Promise<void>
   /** Replaces nothing, adds everything: called at start and whenever Redis lost its data. */
   rebuild (): Promise<number>
@@ -59,7 +59,7 @@ export function createMemoryStore (load: Loader, sweepEveryMs = 60_000): Revocat
 
   return {
     kind: 'memory',
-    async isRevoked (jti, sid) {
+    isRevoked (jti, sid) {
       const now = Date.now()
       return live(`jti:${jti}`, now) || live(`sid:${sid}`, now)
     },

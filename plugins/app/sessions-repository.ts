@@ -58,6 +58,31 @@ export default fp(async function sessionsRepository (fastify) {
     .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
     .where(eq(refreshTokens.tokenHash, sql.placeholder('hash')))
     .prepare()
+  // Refresh is a hot path: its statements are prepared once, and so is its transaction.
+  const markUsed = db.update(refreshTokens).set({ usedAt: sql`${sql.placeholder('now')}` })
+    .where(eq(refreshTokens.tokenHash, sql.placeholder('hash'))).prepare()
+  const insertToken = db.insert(refreshTokens).values({
+    tokenHash: sql.placeholder('hash'),
+    sessionId: sql.placeholder('sessionId'),
+    createdAt: sql.placeholder('now'),
+    expiresAt: sql.placeholder('expiresAt')
+  }).prepare()
+  const touchSession = db.update(sessions).set({ lastUsedAt: sql`${sql.placeholder('now')}` })
+    .where(eq(sessions.id, sql.placeholder('id'))).prepare()
+
+  // better-sqlite3 transactions are synchronous: parallel refreshes of one token are
+  // serialised here, and only the first finds it unused.
+  const rotateTx = db.$client.transaction((oldHash: string, newHash: string, now: number): RotateResult => {
+    const row = tokenWithSession.get({ hash: oldHash })
+    if (row === undefined) return { status: 'invalid' }
+    const s = row.session
+    if (row.usedAt !== null) return { status: 'reused', sessionId: s.id, userId: s.userId }
+    if (s.revokedAt !== null || s.expiresAt <= now || row.tokenExpiresAt <= now) return { status: 'invalid' }
+    markUsed.run({ now, hash: oldHash })
+    insertToken.run({ hash: newHash, sessionId: s.id, now, expiresAt: s.expiresAt })
+    touchSession.run({ now, id: s.id })
+    return { status: 'rotated', session: { ...s, lastUsedAt: now } }
+  })
 
   const repo: SessionsRepository = {
     async create (s, refreshHash) {
@@ -68,19 +93,7 @@ export default fp(async function sessionsRepository (fastify) {
     },
 
     async rotate (oldHash, newHash, now) {
-      // better-sqlite3 transactions are synchronous: parallel refreshes of one token are
-      // serialised here, and only the first finds it unused.
-      return db.transaction((tx): RotateResult => {
-        const row = tokenWithSession.get({ hash: oldHash })
-        if (row === undefined) return { status: 'invalid' }
-        const s = row.session
-        if (row.usedAt !== null) return { status: 'reused', sessionId: s.id, userId: s.userId }
-        if (s.revokedAt !== null || s.expiresAt <= now || row.tokenExpiresAt <= now) return { status: 'invalid' }
-        tx.update(refreshTokens).set({ usedAt: now }).where(eq(refreshTokens.tokenHash, oldHash)).run()
-        tx.insert(refreshTokens).values({ tokenHash: newHash, sessionId: s.id, createdAt: now, expiresAt: s.expiresAt }).run()
-        tx.update(sessions).set({ lastUsedAt: now }).where(eq(sessions.id, s.id)).run()
-        return { status: 'rotated', session: { ...s, lastUsedAt: now } }
-      }, { behavior: 'immediate' })
+      return rotateTx.immediate(oldHash, newHash, now)
     },
 
     async findActive (id, now) {

@@ -11,6 +11,9 @@ export interface UserRecord {
   updatedAt: number
 }
 
+/** What the API shows of a user: no password hash. */
+export type UserProfile = Omit<UserRecord, 'passwordHash'>
+
 export class UsernameTakenError extends Error {
   constructor () {
     super('Username is already taken')
@@ -22,6 +25,13 @@ export class UsernameTakenError extends Error {
 export interface UsersRepository {
   create (username: string, passwordHash: string): Promise<UserRecord>
   findById (id: string): Promise<UserRecord | undefined>
+  /**
+   * The profile, from a per-process cache (PROFILE_CACHE_MS) in front of the database:
+   * the hot path (GET /users/me) then costs no query. Changes made by this process are
+   * seen at once; changes made by another instance within PROFILE_CACHE_MS. Never used
+   * for a decision that needs the password hash.
+   */
+  findProfile (id: string): Promise<UserProfile | undefined>
   findByUsername (username: string): Promise<UserRecord | undefined>
   /** Throws UsernameTakenError; returns undefined when the user is gone. */
   update (id: string, change: { username?: string, passwordHash?: string }): Promise<UserRecord | undefined>
@@ -33,6 +43,9 @@ declare module 'fastify' {
     usersRepository: UsersRepository
   }
 }
+
+export const PROFILE_CACHE_MS = 1000
+const PROFILE_CACHE_MAX = 50_000
 
 const usernameKey = (username: string) => username.toLowerCase()
 const isUniqueViolation = (err: unknown) => (err as { code?: string })?.code === 'SQLITE_CONSTRAINT_UNIQUE'
@@ -49,6 +62,11 @@ export default fp(async function usersRepository (fastify) {
   // Prepared once: the hot path (GET /users/me) is one of these.
   const byId = db.select(columns).from(users).where(eq(users.id, sql.placeholder('id'))).prepare()
   const byKey = db.select(columns).from(users).where(eq(users.usernameKey, sql.placeholder('key'))).prepare()
+  const profileById = db.select({ id: users.id, username: users.username, createdAt: users.createdAt, updatedAt: users.updatedAt })
+    .from(users).where(eq(users.id, sql.placeholder('id'))).prepare()
+
+  const profiles = new Map<string, { profile: UserProfile, until: number }>()
+  const forget = (id: string) => { profiles.delete(id) }
 
   const repo: UsersRepository = {
     async create (username, passwordHash) {
@@ -65,6 +83,19 @@ export default fp(async function usersRepository (fastify) {
     async findById (id) {
       return byId.get({ id })
     },
+    async findProfile (id) {
+      const now = Date.now()
+      const hit = profiles.get(id)
+      if (hit !== undefined && hit.until > now) return hit.profile
+      const profile = profileById.get({ id })
+      if (profile === undefined) {
+        forget(id)
+        return undefined
+      }
+      if (profiles.size >= PROFILE_CACHE_MAX) profiles.clear() // bounded, and cheap to refill
+      profiles.set(id, { profile, until: now + PROFILE_CACHE_MS })
+      return profile
+    },
     async findByUsername (username) {
       return byKey.get({ key: usernameKey(username) })
     },
@@ -75,6 +106,7 @@ export default fp(async function usersRepository (fastify) {
         set.usernameKey = usernameKey(change.username)
       }
       if (change.passwordHash !== undefined) set.passwordHash = change.passwordHash
+      forget(id)
       try {
         db.update(users).set(set).where(eq(users.id, id)).run()
       } catch (err) {
@@ -84,6 +116,7 @@ export default fp(async function usersRepository (fastify) {
       return byId.get({ id })
     },
     async delete (id) {
+      forget(id)
       return db.delete(users).where(eq(users.id, id)).run().changes > 0
     }
   }

@@ -1,12 +1,15 @@
-import cors, { type FastifyCorsOptions } from '@fastify/cors'
-import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import cors from '@fastify/cors'
 
-// CORS only for CORS_ORIGIN; unset means no CORS headers at all (origin: false).
-export const autoConfig = (fastify: FastifyInstance): FastifyCorsOptions => ({
-  origin: fastify.config.corsOrigin ?? false,
-  methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
-  allowedHeaders: ['Authorization', 'Content-Type'],
-  maxAge: 600
-})
-
-export default cors
+// CORS only for CORS_ORIGIN. Unset means no CORS headers at all, and then the plugin is not
+// registered, so that its per-request hook costs nothing.
+export default fp(async function corsPolicy (fastify) {
+  const origin = fastify.config.corsOrigin
+  if (origin === undefined) return
+  await fastify.register(cors, {
+    origin,
+    methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: ['Authorization', 'Content-Type'],
+    maxAge: 600
+  })
+}, { name: 'cors', dependencies: ['config'] })

@@ -21,7 +21,7 @@ const introspect: FastifyPluginAsyncTypebox = async (fastify) => {
       if (err instanceof InvalidTokenError) return { active: false as const }
       throw err
     }
-    const user = await fastify.usersRepository.findById(claims.sub)
+    const user = await fastify.usersRepository.findProfile(claims.sub)
     if (user === undefined) return { active: false as const }
     return { active: true as const, sub: claims.sub, username: user.username, sid: claims.sid, jti: claims.jti, iat: claims.iat, exp: claims.exp }
   })

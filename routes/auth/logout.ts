@@ -20,7 +20,7 @@ const logout: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     const claims = request.auth!
-    if (await fastify.usersRepository.findById(claims.sub) === undefined) throw new InvalidTokenError('User no longer exists')
+    if (await fastify.usersRepository.findProfile(claims.sub) === undefined) throw new InvalidTokenError('User no longer exists')
     const scope = request.body?.scope ?? 'session'
     if (scope === 'all') {
       const revoked = await fastify.sessions.revokeAllOfUser(claims.sub, 'logout_all')

@@ -61,7 +61,7 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     const claims = await demoClaims(fastify, request.body?.token ?? bearerToken(request))
-    if (await fastify.usersRepository.findById(claims.sub) === undefined) throw new InvalidTokenError()
+    if (await fastify.usersRepository.findProfile(claims.sub) === undefined) throw new InvalidTokenError()
     const fresh = await sessions.renewAccessToken(claims)
     return { message: 'Token is valid' as const, token: fresh.token }
   })

@@ -53,7 +53,7 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     const claims = request.auth!
-    const user = await fastify.usersRepository.findById(claims.sub)
+    const user = await fastify.usersRepository.findProfile(claims.sub)
     if (user === undefined) throw gone()
     const fresh = await sessions.renewAccessToken(claims)
     return { user: { id: user.id, username: user.username }, token: fresh.token }

@@ -64,7 +64,7 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: Type.Object({ logged_in_as: Type.String() }), 401: MsgError, 503: MsgError }
     }
   }, async (request) => {
-    const user = await fastify.usersRepository.findById(request.auth!.sub)
+    const user = await fastify.usersRepository.findProfile(request.auth!.sub)
     if (user === undefined) throw new InvalidTokenError('User no longer exists')
     return { logged_in_as: user.username }
   })

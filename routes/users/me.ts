@@ -17,7 +17,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: Type.Ref(User), ...errors(401, 503) }
     }
   }, async (request) => {
-    const user = await usersRepository.findById(request.auth!.sub)
+    const user = await usersRepository.findProfile(request.auth!.sub)
     if (user === undefined) throw new InvalidTokenError('User no longer exists')
     return toUser(user)
   })

@@ -8,7 +8,7 @@ const iso = (ms: number) => new Date(ms).toISOString()
 const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
   // A token whose user no longer exists is a 401, as on every protected route.
   const requireUser = async (id: string) => {
-    if (await fastify.usersRepository.findById(id) === undefined) throw new InvalidTokenError('User no longer exists')
+    if (await fastify.usersRepository.findProfile(id) === undefined) throw new InvalidTokenError('User no longer exists')
   }
 
   fastify.get('/me/sessions', {
