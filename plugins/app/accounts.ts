@@ -100,6 +100,8 @@ export default fp(async function accounts (fastify) {
       let passwordHash: string | undefined
       if (change.password !== undefined) {
         if (isCommonPassword(change.password)) throw new WeakPasswordError()
+        // The other sessions must be revocable: 503 before the password changes, not after.
+        await fastify.revocationStore.ping()
         passwordHash = await passwords.hash(change.password)
       }
       const updated = await users.update(userId, { username: change.username, passwordHash })
@@ -112,6 +114,7 @@ export default fp(async function accounts (fastify) {
     },
 
     async remove (userId, log) {
+      // revokeAllOfUser checks the store first: nothing is deleted when it is down.
       const revoked = await sessions.revokeAllOfUser(userId, 'account_deleted')
       const deleted = await users.delete(userId)
       log.info({ event: 'user.deleted', userId, sessionsRevoked: revoked.length }, 'account deleted')

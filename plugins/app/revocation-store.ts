@@ -35,33 +35,43 @@ export class RevocationStoreUnavailableError extends Error {
 
 type Loader = (now: number) => Promise<RevocationEntry[]>
 
+/** A pub/sub connection with the main one's settings, except that it may queue its SUBSCRIBE. */
+function subscriberFor (redis: Redis): Redis {
+  const subscriber = redis.duplicate({ enableOfflineQueue: true, lazyConnect: false })
+  subscriber.on('error', () => {}) // the main connection already logs outages
+  return subscriber
+}
+
 export function createMemoryStore (load: Loader, sweepEveryMs = 60_000): RevocationStore {
-  const blocked = new Map<string, number>()
-  const live = (key: string, now: number) => {
-    const until = blocked.get(key)
+  // One map per kind, keyed by the bare id: no key string is built on the hot path.
+  const blocked = { jti: new Map<string, number>(), sid: new Map<string, number>() }
+  const live = (map: Map<string, number>, id: string, now: number) => {
+    const until = map.get(id)
     if (until === undefined) return false
     if (until > now) return true
-    blocked.delete(key)
+    map.delete(id)
     return false
   }
   const add = (entries: RevocationEntry[], now: number) => {
     for (const e of entries) {
       if (e.until <= now) continue
-      const key = `${e.kind}:${e.id}`
-      if ((blocked.get(key) ?? 0) < e.until) blocked.set(key, e.until)
+      const map = blocked[e.kind]
+      if ((map.get(e.id) ?? 0) < e.until) map.set(e.id, e.until)
     }
   }
-  // Expired entries are dropped as they are met and by this sweep, so the map never grows without bound.
+  // Expired entries are dropped as they are met and by this sweep, so the maps never grow without bound.
   const sweeper = setInterval(() => {
     const now = Date.now()
-    for (const [key, until] of blocked) if (until <= now) blocked.delete(key)
+    for (const map of [blocked.jti, blocked.sid]) {
+      for (const [id, until] of map) if (until <= now) map.delete(id)
+    }
   }, sweepEveryMs).unref()
 
   return {
     kind: 'memory',
     isRevoked (jti, sid) {
       const now = Date.now()
-      return live(`jti:${jti}`, now) || live(`sid:${sid}`, now)
+      return live(blocked.jti, jti, now) || live(blocked.sid, sid, now)
     },
     async revoke (entries) { add(entries, Date.now()) },
     async rebuild () {
@@ -75,19 +85,36 @@ export function createMemoryStore (load: Loader, sweepEveryMs = 60_000): Revocat
   }
 }
 
-export function createRedisStore (redis: Redis, prefix: string, load: Loader, log: FastifyBaseLogger): RevocationStore {
+export interface RedisStoreOptions {
+  prefix: string
+  load: Loader
+  log: FastifyBaseLogger
+  /**
+   * A second connection for pub/sub. With it, every instance keeps a local replica of the
+   * blocklist, kept current through a Redis channel, and answers reads from memory; without
+   * it (or whenever the replica is not in sync) every read asks Redis.
+   */
+  subscriber?: Redis
+}
+
+export function createRedisStore (redis: Redis, opts: RedisStoreOptions): RevocationStore {
+  const { prefix, load, log, subscriber } = opts
   // Written after a complete rebuild; its absence means Redis lost our data (restart, FLUSHALL).
   const marker = `${prefix}rebuilt`
+  const channel = `${prefix}revocations`
   const keyOf = (kind: RevocationEntry['kind'], id: string) => `${prefix}${kind}:${id}`
   let rebuilding: Promise<number> | null = null
   // Set when a write may not have reached Redis: the next read rebuilds first.
   let dirty = false
 
-  const write = async (entries: RevocationEntry[], now: number) => {
+  // Published with the keys, in one round trip, before the revoking request is answered:
+  // by then the message is in every other instance's subscriber socket.
+  const write = async (entries: RevocationEntry[], now: number, publish: boolean) => {
+    const live = entries.filter((e) => e.until > now)
+    if (live.length === 0) return
     const pipeline = redis.pipeline()
-    for (const e of entries) {
-      if (e.until > now) pipeline.set(keyOf(e.kind, e.id), '1', 'PXAT', e.until)
-    }
+    for (const e of live) pipeline.set(keyOf(e.kind, e.id), '1', 'PXAT', e.until)
+    if (publish && subscriber !== undefined) pipeline.publish(channel, JSON.stringify(live))
     const results = await pipeline.exec()
     for (const [err] of results ?? []) if (err) throw err
   }
@@ -98,7 +125,7 @@ export function createRedisStore (redis: Redis, prefix: string, load: Loader, lo
         const now = Date.now()
         const entries = await load(now)
         dirty = false
-        await write(entries, now)
+        await write(entries, now, false)
         await redis.set(marker, String(now))
         log.info({ event: 'revocation_store.rebuilt', entries: entries.length }, 'revocation store rebuilt from the database')
         return entries.length
@@ -120,6 +147,56 @@ export function createRedisStore (redis: Redis, prefix: string, load: Loader, lo
     }
   }
 
+  const readFromRedis = async (jti: string, sid: string) => {
+    if (dirty) await rebuild()
+    let [rebuilt, j, s] = await read(jti, sid)
+    if (rebuilt === null) {
+      await rebuild()
+      ;[rebuilt, j, s] = await read(jti, sid)
+      if (rebuilt === null) throw new RevocationStoreUnavailableError()
+    }
+    return j !== null || s !== null
+  }
+
+  // The local replica: trusted only while `inSync`, which needs a live subscription that
+  // started before the replica was (re)loaded from the database. Any loss of the
+  // subscription clears it, and reads go back to Redis (which fail closed when it is down).
+  const replica = subscriber === undefined ? null : createMemoryStore(load)
+  let inSync = false
+  let syncing: Promise<void> | null = null
+  const onMessage = (from: string, message: string) => {
+    if (from !== channel || replica === null) return
+    try {
+      void replica.revoke(JSON.parse(message) as RevocationEntry[])
+    } catch (err) {
+      inSync = false // a message we cannot read: stop trusting the replica until the next sync
+      log.error({ err }, 'unreadable revocation message; reading from Redis until resynchronised')
+    }
+  }
+  const sync = () => {
+    if (subscriber === undefined || replica === null) return Promise.resolve()
+    syncing ??= (async () => {
+      try {
+        await subscriber.subscribe(channel)
+        await replica.rebuild() // everything revoked before the subscription started
+        await rebuild() // and the keys, for readers without a replica
+        inSync = subscriber.status === 'ready'
+      } catch (err) {
+        log.warn({ msg: (err as Error).message }, 'revocation replica not in sync; reading from Redis')
+      } finally {
+        syncing = null
+      }
+    })()
+    return syncing
+  }
+  const outOfSync = () => { inSync = false }
+  if (subscriber !== undefined) {
+    subscriber.on('message', onMessage)
+    subscriber.on('close', outOfSync)
+    subscriber.on('reconnecting', outOfSync)
+    subscriber.on('ready', () => { void sync() })
+  }
+
   // After every reconnect: another instance may have revoked while we were cut off, and
   // the server may have come back empty. Rebuilding is idempotent, so always do it.
   let connectedOnce = redis.status === 'ready'
@@ -131,25 +208,29 @@ export function createRedisStore (redis: Redis, prefix: string, load: Loader, lo
 
   return {
     kind: 'redis',
-    async isRevoked (jti, sid) {
-      if (dirty) await rebuild()
-      let [rebuilt, j, s] = await read(jti, sid)
-      if (rebuilt === null) {
-        await rebuild()
-        ;[rebuilt, j, s] = await read(jti, sid)
-        if (rebuilt === null) throw new RevocationStoreUnavailableError()
-      }
-      return j !== null || s !== null
+    isRevoked (jti, sid) {
+      if (inSync && replica !== null) return replica.isRevoked(jti, sid)
+      return readFromRedis(jti, sid)
     },
     async revoke (entries) {
       try {
-        await write(entries, Date.now())
+        await write(entries, Date.now(), true)
       } catch (err) {
+        // The database already holds it: this instance honours it now, and rebuilds Redis
+        // from the database as soon as it can.
         dirty = true
+        if (replica !== null) await replica.revoke(entries)
         throw new RevocationStoreUnavailableError(err)
       }
+      // This instance honours it at once, whatever its own copy of the message does.
+      if (replica !== null) await replica.revoke(entries)
     },
-    rebuild,
+    async rebuild () {
+      if (subscriber === undefined) return await rebuild()
+      await sync()
+      if (!inSync) throw new RevocationStoreUnavailableError()
+      return (await load(Date.now())).length
+    },
     async ping () {
       try {
         await redis.ping()
@@ -157,7 +238,17 @@ export function createRedisStore (redis: Redis, prefix: string, load: Loader, lo
         throw new RevocationStoreUnavailableError(err)
       }
     },
-    close () { redis.off('ready', onReady) }
+    close () {
+      redis.off('ready', onReady)
+      replica?.close()
+      if (subscriber !== undefined) {
+        subscriber.off('message', onMessage)
+        subscriber.removeAllListeners('ready')
+        subscriber.off('close', outOfSync)
+        subscriber.off('reconnecting', outOfSync)
+        subscriber.disconnect()
+      }
+    }
   }
 }
 
@@ -184,7 +275,7 @@ export default fp(async function revocationStore (fastify) {
   }
 
   const store = fastify.hasDecorator('redis')
-    ? createRedisStore(fastify.redis, redisPrefix, load, fastify.log)
+    ? createRedisStore(fastify.redis, { prefix: redisPrefix, load, log: fastify.log, subscriber: subscriberFor(fastify.redis) })
     : createMemoryStore(load)
   await store.rebuild()
 

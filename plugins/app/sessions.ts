@@ -83,6 +83,7 @@ export default fp(async function sessions (fastify) {
     },
 
     async revokeAccessToken (claims) {
+      await store.ping() // 503 before anything is written, when the store is down
       const now = Date.now()
       const until = claims.exp * 1000
       await revocationsRepository.add({ jti: claims.jti, sessionId: claims.sid, expiresAt: until, now })
@@ -90,6 +91,7 @@ export default fp(async function sessions (fastify) {
     },
 
     async revoke (sessionId, reason) {
+      await store.ping()
       const now = Date.now()
       const revoked = await repo.revoke(sessionId, reason, now)
       if (revoked) await store.revoke(sidEntries([sessionId], now))
@@ -97,6 +99,7 @@ export default fp(async function sessions (fastify) {
     },
 
     async revokeAllOfUser (userId, reason, exceptSessionId) {
+      await store.ping()
       const now = Date.now()
       const ids = await repo.revokeAllOfUser(userId, reason, now, exceptSessionId)
       if (ids.length > 0) await store.revoke(sidEntries(ids, now))

@@ -21,6 +21,8 @@ export interface VerifierOptions {
   audience: string
   /** seconds; for tests */
   now?: () => number
+  /** how many verified tokens to remember (0: none) */
+  cacheSize?: number
 }
 
 /**
@@ -48,9 +50,33 @@ export function createAccessTokenVerifier (opts: VerifierOptions): (token: strin
   const { secret, issuer, audience } = opts
   const now = opts.now ?? (() => Math.floor(Date.now() / 1000))
   const expectedSig = Buffer.alloc(SIGNATURE_LENGTH)
+  // Clients send the same token for its whole life, so the claims of tokens that passed
+  // every check are kept, keyed by the exact token text (no hash, so no key collisions).
+  // A hit re-checks `exp` (and `nbf`), the only checks that change with time; revocation
+  // is never cached here (the blocklist is asked on every request).
+  const cacheSize = opts.cacheSize ?? 10_000
+  const verified = new Map<string, AccessClaims & { nbf?: number }>()
 
   return function verifyAccessToken (token) {
-    if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH || !token.startsWith(HEADER_PREFIX)) return null
+    if (typeof token !== 'string') return null
+    const hit = verified.get(token)
+    if (hit !== undefined) {
+      const t = now()
+      if (hit.exp > t && (hit.nbf === undefined || hit.nbf <= t)) return { sub: hit.sub, sid: hit.sid, jti: hit.jti, iat: hit.iat, exp: hit.exp }
+      verified.delete(token)
+      return null
+    }
+    const claims = verifyUncached(token)
+    if (claims !== null && cacheSize > 0) {
+      if (verified.size >= cacheSize) verified.clear() // bounded; refilled by the next requests
+      verified.set(token, claims)
+    }
+    if (claims === null) return null
+    return { sub: claims.sub, sid: claims.sid, jti: claims.jti, iat: claims.iat, exp: claims.exp }
+  }
+
+  function verifyUncached (token: string): (AccessClaims & { nbf?: number }) | null {
+    if (token.length > MAX_TOKEN_LENGTH || !token.startsWith(HEADER_PREFIX)) return null
     const dot = token.lastIndexOf('.')
     if (dot <= HEADER_PREFIX.length || token.length - dot - 1 !== SIGNATURE_LENGTH) return null
     const signingInput = token.slice(0, dot)
@@ -77,7 +103,7 @@ export function createAccessTokenVerifier (opts: VerifierOptions): (token: strin
     const t = now()
     if (p.exp <= t) return null
     if (p.nbf !== undefined && (!isInt(p.nbf) || p.nbf > t)) return null
-    return { sub: p.sub, sid: p.sid, jti: p.jti, iat: p.iat, exp: p.exp }
+    return { sub: p.sub, sid: p.sid, jti: p.jti, iat: p.iat, exp: p.exp, nbf: p.nbf as number | undefined }
   }
 }
 

@@ -33,7 +33,7 @@ export default fp(async function redisConnection (fastify) {
   await fastify.register(redis, { client })
   // QUIT needs a live connection; during an outage just drop the socket.
   fastify.addHook('onClose', async () => {
-    if (client.status === 'ready') await client.quit()
-    else client.disconnect()
+    if (client.status !== 'ready') return client.disconnect()
+    await client.quit().catch(() => client.disconnect())
   })
 }, { name: 'redis', dependencies: ['config'] })

@@ -97,20 +97,48 @@ sharedSuite('memory', async (t, load) => {
   return store
 })
 
-sharedSuite('redis', async (t, load) => {
-  await requireRedis(t)
-  const redis = new Redis(REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 1000 })
-  await new Promise((resolve) => redis.once('ready', resolve))
-  const prefix = redisPrefix()
-  const store = createRedisStore(redis, prefix, load, log)
-  t.teardown(async () => {
-    store.close()
-    const keys = await redis.keys(`${prefix}*`)
-    if (keys.length > 0) await redis.del(...keys)
-    redis.disconnect()
+for (const replica of [false, true]) {
+  sharedSuite(replica ? 'redis with a local replica' : 'redis', async (t, load) => {
+    await requireRedis(t)
+    const redis = new Redis(REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 1000 })
+    await new Promise((resolve) => redis.once('ready', resolve))
+    const prefix = redisPrefix()
+    const store = createRedisStore(redis, { prefix, load, log, subscriber: replica ? redis.duplicate({ enableOfflineQueue: true }) : undefined })
+    t.teardown(async () => {
+      store.close()
+      const keys = await redis.keys(`${prefix}*`)
+      if (keys.length > 0) await redis.del(...keys)
+      redis.disconnect()
+    })
+    await store.rebuild()
+    return store
   })
-  await store.rebuild()
-  return store
+}
+
+t.test('redis with replicas: a revocation by one instance is honoured by another at once', async (t) => {
+  await requireRedis(t)
+  const prefix = redisPrefix()
+  const db = source()
+  const make = async () => {
+    const redis = new Redis(REDIS_URL, { enableOfflineQueue: false })
+    await new Promise((resolve) => redis.once('ready', resolve))
+    const store = createRedisStore(redis, { prefix, load: db.load, log, subscriber: redis.duplicate({ enableOfflineQueue: true }) })
+    t.teardown(() => { store.close(); redis.disconnect() })
+    await store.rebuild()
+    return store
+  }
+  const a = await make()
+  const b = await make()
+  for (let i = 0; i < 20; i++) {
+    const sid = id()
+    t.equal(await b.isRevoked(id(), sid), false)
+    await a.revoke([{ kind: 'sid', id: sid, until: Date.now() + 60_000 }])
+    // Both instances share this test's event loop: let it read b's subscriber socket once.
+    // (In production they are two processes and the message is already in b's socket
+    // before a answers its client.)
+    await new Promise((resolve) => setImmediate(resolve))
+    t.equal(await b.isRevoked(id(), sid), true, `revocation ${i}`)
+  }
 })
 
 t.test('memory: the sweep drops expired entries, so the map never grows without bound', async (t) => {
@@ -127,7 +155,7 @@ t.test('redis: entries carry a TTL, so Redis never grows without bound', async (
   await requireRedis(t)
   const redis = new Redis(REDIS_URL)
   const prefix = redisPrefix()
-  const store = createRedisStore(redis, prefix, async () => [], log)
+  const store = createRedisStore(redis, { prefix, load: async () => [], log })
   t.teardown(() => { store.close(); redis.disconnect() })
   await store.rebuild()
   const sid = id()
@@ -137,35 +165,51 @@ t.test('redis: entries carry a TTL, so Redis never grows without bound', async (
   await redis.del(`${prefix}sid:${sid}`, `${prefix}rebuilt`)
 })
 
-t.test('redis: FLUSHALL and a restart lose nothing; an outage fails closed', async (t) => {
-  const server = await ownRedis(t)
-  const redis = new Redis(server.url, {
-    enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 1000, retryStrategy: () => 50
+for (const replica of [false, true]) {
+  t.test(`redis${replica ? ' with a local replica' : ''}: FLUSHALL and a restart lose nothing; an outage fails closed`, async (t) => {
+    const server = await ownRedis(t)
+    const redis = new Redis(server.url, {
+      enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 1000, retryStrategy: () => 50
+    })
+    redis.on('error', () => {}) // reconnects are expected here
+    await new Promise((resolve) => redis.once('ready', resolve))
+    const db = source()
+    const subscriber = replica ? redis.duplicate({ enableOfflineQueue: true }) : undefined
+    subscriber?.on('error', () => {})
+    const store = createRedisStore(redis, { prefix: 'fault:', load: db.load, log, subscriber })
+    t.teardown(() => { store.close(); redis.disconnect() })
+    await store.rebuild()
+
+    const sid = id()
+    const entry: RevocationEntry = { kind: 'sid', id: sid, until: Date.now() + 60_000 }
+    db.entries.push(entry) // the database is written first ...
+    await store.revoke([entry]) // ... then the store
+
+    await redis.flushall()
+    t.equal(await store.isRevoked(id(), sid), true, 'after FLUSHALL: still revoked')
+
+    await server.stop()
+    // The outage is noticed as the connections drop; from then on: errors, never "not revoked".
+    let outcome: unknown
+    for (let i = 0; i < 100; i++) {
+      try {
+        t.equal(await store.isRevoked(id(), sid), true, 'until the outage is noticed, the answer is still right')
+      } catch (err) {
+        outcome = err
+        break
+      }
+      await sleep(20)
+    }
+    t.ok(outcome instanceof RevocationStoreUnavailableError, 'Redis down: an error, never "not revoked"')
+    await t.rejects(async () => await store.isRevoked(id(), id()), RevocationStoreUnavailableError, 'even for a token never revoked')
+    await t.rejects(store.revoke([{ kind: 'jti', id: id(), until: Date.now() + 60_000 }]), RevocationStoreUnavailableError)
+    await t.rejects(store.ping(), RevocationStoreUnavailableError)
+
+    await server.start() // comes back empty
+    let answer: boolean | undefined
+    for (let i = 0; i < 100 && answer === undefined; i++) {
+      try { answer = await store.isRevoked(id(), sid) } catch { await sleep(50) }
+    }
+    t.equal(answer, true, 'after a restart of Redis: still revoked')
   })
-  redis.on('error', () => {}) // reconnects are expected here
-  await new Promise((resolve) => redis.once('ready', resolve))
-  const db = source()
-  const store = createRedisStore(redis, 'fault:', db.load, log)
-  t.teardown(() => { store.close(); redis.disconnect() })
-  await store.rebuild()
-
-  const sid = id()
-  const entry: RevocationEntry = { kind: 'sid', id: sid, until: Date.now() + 60_000 }
-  db.entries.push(entry) // the database is written first ...
-  await store.revoke([entry]) // ... then the store
-
-  await redis.flushall()
-  t.equal(await store.isRevoked(id(), sid), true, 'after FLUSHALL: rebuilt from the database on the next read')
-
-  await server.stop()
-  await t.rejects(async () => await store.isRevoked(id(), sid), RevocationStoreUnavailableError, 'Redis down: an error, never "not revoked"')
-  await t.rejects(store.revoke([{ kind: 'jti', id: id(), until: Date.now() + 60_000 }]), RevocationStoreUnavailableError)
-  await t.rejects(store.ping(), RevocationStoreUnavailableError)
-
-  await server.start() // comes back empty
-  let answer: boolean | undefined
-  for (let i = 0; i < 100 && answer === undefined; i++) {
-    try { answer = await store.isRevoked(id(), sid) } catch { await sleep(50) }
-  }
-  t.equal(answer, true, 'after a restart of Redis: still revoked')
-})
+}

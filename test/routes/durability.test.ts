@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { build, bearer, login, newUser, ownRedis, PASSWORD, redisPrefix } from '../helper'
+import { build, bearer, login, newUser, ownRedis, PASSWORD, REDIS_URL, redisPrefix, requireRedis } from '../helper'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -85,4 +85,20 @@ t.test('the app closes cleanly while Redis is down', async (t) => {
   const app = await build(t, { REDIS_URL: server.url, REDIS_PREFIX: redisPrefix() })
   await server.stop()
   await t.resolves(app.close())
+})
+
+t.test('two instances on one Redis: a logout on one is refused by the other on the next request', async (t) => {
+  await requireRedis(t)
+  const prefix = redisPrefix()
+  const shared = { REDIS_URL, REDIS_PREFIX: prefix, DATABASE_URL: `file:${join(mkdtempSync(join(tmpdir(), 'auth-two-')), 'auth.db')}` }
+  const one = await build(t, shared)
+  const two = await build(t, shared)
+  for (let i = 0; i < 5; i++) {
+    const u = await newUser(one)
+    t.equal((await two.inject({ url: '/users/me', headers: u.auth })).statusCode, 200, 'a token of one works on two')
+    t.equal((await one.inject({ method: 'POST', url: '/auth/logout', headers: u.auth })).statusCode, 204)
+    // Both apps share this test's event loop: let it read two's subscriber socket once.
+    await new Promise((resolve) => setImmediate(resolve))
+    t.equal((await two.inject({ url: '/users/me', headers: u.auth })).statusCode, 401, `logout ${i} honoured by the other instance`)
+  }
 })

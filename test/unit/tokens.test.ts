@@ -128,3 +128,25 @@ t.test('refresh tokens: 256 random bits, unique, only the hash is kept', async (
   t.not(a.hash, a.token)
   t.equal(hashRefreshToken(a.token + 'x') === a.hash, false)
 })
+
+t.test('the cache of verified tokens re-checks exp and nbf, and is keyed by the exact token', async (t) => {
+  let clock = Math.floor(Date.now() / 1000)
+  const cached = createAccessTokenVerifier({ secret, issuer: 'auth-service', audience: 'auth-service', now: () => clock })
+  const c = claims({ iat: clock, exp: clock + 60, nbf: clock })
+  const token = forge(GOOD_HEADER, c, secret)
+  t.not(cached(token), null, 'first use: verified and cached')
+  t.same(cached(token), { sub: c.sub, sid: c.sid, jti: c.jti, iat: c.iat, exp: c.exp }, 'a hit answers the same claims')
+  t.equal(cached(token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A')), null, 'a near-identical token is verified afresh (and fails)')
+  clock += 61
+  t.equal(cached(token), null, 'expired while cached: refused')
+})
+
+t.test('a cached token with a future nbf is not served early', async (t) => {
+  let clock = Math.floor(Date.now() / 1000)
+  const cached = createAccessTokenVerifier({ secret, issuer: 'auth-service', audience: 'auth-service', now: () => clock })
+  const c = claims({ iat: clock, exp: clock + 600, nbf: clock })
+  const token = forge(GOOD_HEADER, c, secret)
+  t.not(cached(token), null)
+  clock -= 10 // a clock stepped back: nbf is in the future again
+  t.equal(cached(token), null)
+})
