@@ -167,7 +167,7 @@ export function createRedisStore (redis: Redis, opts: RedisStoreOptions): Revoca
   const onMessage = (from: string, message: string) => {
     if (from !== channel || replica === null) return
     try {
-      void replica.revoke(JSON.parse(message) as RevocationEntry[])
+      replica.revoke(JSON.parse(message) as RevocationEntry[]).catch(() => {}) // memory: applied synchronously, never rejects
     } catch (err) {
       inSync = false // a message we cannot read: stop trusting the replica until the next sync
       log.error({ err }, 'unreadable revocation message; reading from Redis until resynchronised')
@@ -194,7 +194,7 @@ export function createRedisStore (redis: Redis, opts: RedisStoreOptions): Revoca
     subscriber.on('message', onMessage)
     subscriber.on('close', outOfSync)
     subscriber.on('reconnecting', outOfSync)
-    subscriber.on('ready', () => { void sync() })
+    subscriber.on('ready', () => { sync().catch(() => {}) }) // sync() logs its own failures
   }
 
   // After every reconnect: another instance may have revoked while we were cut off, and
