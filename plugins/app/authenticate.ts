@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { AccessClaims } from './tokens'
+import { errorBody } from './http'
 
 export class InvalidTokenError extends Error {
   readonly statusCode = 401
@@ -19,10 +20,19 @@ type Hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDone
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** onRequest hook: a valid access token in `Authorization: Bearer`, or 401. Sets request.auth. */
+    /**
+     * onRequest hook: a valid access token in `Authorization: Bearer`, or 401 in the
+     * service API's error shape (sent directly: saying no is a hot path). Sets request.auth.
+     */
     authenticate: Hook
     /** preHandler hook: the token's jti and sid are not revoked (one store round trip), or 401/503. */
     checkRevocation: Hook
+    /**
+     * The same two hooks for routes with an error shape of their own (the compat routes):
+     * they pass an InvalidTokenError to the route's error handler instead of answering.
+     */
+    authenticateToErrorHandler: Hook
+    checkRevocationToErrorHandler: Hook
     /** Both checks on a token given some other way (a body): throws InvalidTokenError or a 503. */
     resolveAccessToken (token: string | undefined): Promise<AccessClaims>
   }
@@ -48,35 +58,41 @@ export default fp(async function authenticate (fastify) {
 
   // Callback-style hooks: on the hot path they cost no promise when the answer is at hand
   // (always for verification, and for the blocklist with the memory store).
-  const authenticateHook: Hook = function (request, reply, done) {
-    const token = bearerToken(request)
-    const claims = token === undefined ? null : tokens.verifyAccessToken(token)
-    if (claims === null) {
+  const MISSING = 'Missing bearer token'
+  const INVALID = 'Invalid or expired token'
+  const REVOKED = 'Token has been revoked'
+  // The service API's 401 bodies, serialised once.
+  const bodies = new Map([MISSING, INVALID, REVOKED].map((m) => [m, JSON.stringify(errorBody(401, m))]))
+
+  const makeHooks = (direct: boolean) => {
+    const reject = (reply: FastifyReply, done: HookHandlerDoneFunction, message: string) => {
       reply.header('www-authenticate', 'Bearer')
-      done(new InvalidTokenError(request.headers.authorization === undefined ? 'Missing bearer token' : undefined))
-      return
+      if (direct) reply.code(401).type('application/json; charset=utf-8').send(bodies.get(message))
+      else done(new InvalidTokenError(message))
     }
-    request.auth = claims
-    done()
-  }
-
-  const revoked = (reply: FastifyReply) => {
-    reply.header('www-authenticate', 'Bearer')
-    return new InvalidTokenError('Token has been revoked')
-  }
-
-  const checkRevocationHook: Hook = function (request, reply, done) {
-    const claims = request.auth as AccessClaims
-    const answer = store.isRevoked(claims.jti, claims.sid)
-    if (typeof answer === 'boolean') {
-      done(answer ? revoked(reply) : undefined)
-      return
+    const authenticateHook: Hook = function (request, reply, done) {
+      const token = bearerToken(request)
+      const claims = token === undefined ? null : tokens.verifyAccessToken(token)
+      if (claims === null) return reject(reply, done, request.headers.authorization === undefined ? MISSING : INVALID)
+      request.auth = claims
+      done()
     }
-    answer.then((isRevoked) => done(isRevoked ? revoked(reply) : undefined), done)
+    const checkRevocationHook: Hook = function (request, reply, done) {
+      const claims = request.auth as AccessClaims
+      const answer = store.isRevoked(claims.jti, claims.sid)
+      if (answer === false) return done()
+      if (answer === true) return reject(reply, done, REVOKED)
+      answer.then((isRevoked) => (isRevoked ? reject(reply, done, REVOKED) : done()), done)
+    }
+    return { authenticateHook, checkRevocationHook }
   }
 
-  fastify.decorate('authenticate', authenticateHook)
-  fastify.decorate('checkRevocation', checkRevocationHook)
+  const direct = makeHooks(true)
+  const viaErrorHandler = makeHooks(false)
+  fastify.decorate('authenticate', direct.authenticateHook)
+  fastify.decorate('checkRevocation', direct.checkRevocationHook)
+  fastify.decorate('authenticateToErrorHandler', viaErrorHandler.authenticateHook)
+  fastify.decorate('checkRevocationToErrorHandler', viaErrorHandler.checkRevocationHook)
 
   fastify.decorate('resolveAccessToken', async function (token: string | undefined) {
     const claims = token === undefined ? null : tokens.verifyAccessToken(token)
@@ -84,4 +100,4 @@ export default fp(async function authenticate (fastify) {
     if (await store.isRevoked(claims.jti, claims.sid)) throw new InvalidTokenError('Token has been revoked')
     return claims
   })
-}, { name: 'authenticate', dependencies: ['tokens', 'revocation-store'] })
+}, { name: 'authenticate', dependencies: ['tokens', 'revocation-store', 'http'] })

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import bcrypt from 'bcrypt'
+import { createBcryptPool, type BcryptEngine } from '../../src/security/bcrypt-pool'
 
 /**
  * bcrypt reads only the first 72 bytes and stops at a NUL byte. Every password is first
@@ -17,13 +18,19 @@ export interface Passwords {
   verify (password: string, hash: string | null): Promise<boolean>
 }
 
-export function createPasswords (cost: number, dummyHash: string): Passwords {
+/** bcrypt's own async API (libuv's threadpool); the service uses the low-priority pool. */
+const libuvBcrypt: Pick<BcryptEngine, 'hash' | 'compare'> = {
+  hash: async (data, cost) => await bcrypt.hash(data, cost),
+  compare: async (data, hash) => await bcrypt.compare(data, hash)
+}
+
+export function createPasswords (cost: number, dummyHash: string, engine: Pick<BcryptEngine, 'hash' | 'compare'> = libuvBcrypt): Passwords {
   return {
-    hash: async (password) => await bcrypt.hash(prehash(password), cost),
+    hash: async (password) => await engine.hash(prehash(password), cost),
     async verify (password, hash) {
       // An unknown user is checked against a dummy hash of the same cost, so that the
       // answer and its timing do not reveal whether the account exists.
-      const ok = await bcrypt.compare(prehash(password), hash ?? dummyHash)
+      const ok = await engine.compare(prehash(password), hash ?? dummyHash)
       return ok && hash !== null
     }
   }
@@ -36,6 +43,8 @@ declare module 'fastify' {
 }
 
 export default fp(async function passwords (fastify) {
-  const dummyHash = await bcrypt.hash(randomBytes(16).toString('base64'), fastify.config.bcryptCost)
-  fastify.decorate('passwords', createPasswords(fastify.config.bcryptCost, dummyHash))
+  const pool = createBcryptPool()
+  fastify.addHook('onClose', async () => { await pool.close() })
+  const dummyHash = await pool.hash(randomBytes(16).toString('base64'), fastify.config.bcryptCost)
+  fastify.decorate('passwords', createPasswords(fastify.config.bcryptCost, dummyHash, pool))
 }, { name: 'passwords', dependencies: ['config'] })

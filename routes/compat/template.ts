@@ -54,8 +54,8 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/protected', {
-    onRequest: fastify.authenticate,
-    preHandler: fastify.checkRevocation,
+    onRequest: fastify.authenticateToErrorHandler,
+    preHandler: fastify.checkRevocationToErrorHandler,
     schema: {
       ...compatRoute,
       operationId: 'compatTemplateProtected',
@@ -70,8 +70,8 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.delete('/logout', {
-    onRequest: fastify.authenticate,
-    preHandler: fastify.checkRevocation,
+    onRequest: fastify.authenticateToErrorHandler,
+    preHandler: fastify.checkRevocationToErrorHandler,
     schema: {
       ...compatRoute,
       operationId: 'compatTemplateLogout',

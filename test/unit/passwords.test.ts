@@ -1,6 +1,7 @@
 import t from 'tap'
 import bcrypt from 'bcrypt'
 import { createPasswords, prehash } from '../../plugins/app/passwords'
+import { createBcryptPool } from '../../src/security/bcrypt-pool'
 import { isCommonPassword } from '../../src/security/password-policy'
 
 t.test('two passwords that share their first 72 bytes do not both verify', async (t) => {
@@ -56,4 +57,25 @@ t.test('common passwords are refused case-insensitively', async (t) => {
   t.ok(isCommonPassword('PASSWORD123'))
   t.ok(isCommonPassword('qwertyuiop'))
   t.notOk(isCommonPassword('correct horse battery staple'))
+})
+
+t.test('the bcrypt pool: same results as bcrypt, on threads at the lowest priority', async (t) => {
+  const pool = createBcryptPool(2)
+  t.teardown(() => pool.close())
+  const hash = await pool.hash('some data', 10)
+  t.equal(bcrypt.getRounds(hash), 10)
+  t.ok(await bcrypt.compare('some data', hash), 'a pool hash verifies with bcrypt')
+  t.ok(await pool.compare('some data', await bcrypt.hash('some data', 10)), 'and the other way round')
+  t.notOk(await pool.compare('other data', hash))
+  const many = await Promise.all(Array.from({ length: 6 }, (_, i) => pool.compare(`data ${i}`, hash)))
+  t.same(many, [false, false, false, false, false, false], 'parallel requests all answered')
+  t.equal(await pool.compare('x', 'not a bcrypt hash'), false, 'a malformed hash never matches')
+  await t.rejects(pool.hash('x', 'not a salt' as unknown as number), 'a worker error reaches the caller')
+  if (process.platform === 'linux') {
+    const { readdirSync, readFileSync } = await import('node:fs')
+    // field 19 of /proc/<pid>/task/<tid>/stat is the nice value
+    const nices = readdirSync('/proc/self/task').map((tid) => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ')[16]))
+    t.ok(nices.filter((n) => n === 19).length >= 2, `two threads at nice 19 (${nices.join(',')})`)
+    t.equal(nices.filter((n) => n === 0).length >= 1, true, 'the event loop keeps its priority')
+  }
 })
