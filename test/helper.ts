@@ -181,3 +181,12 @@ export async function startServer (t: Test, env: Record<string, string | undefin
   }
   return { url, port, child, output: () => out, stop }
 }
+
+/** Polls `check` until it holds (every 20 ms, up to `ms`); throws if it never does. */
+export async function waitFor (check: () => Promise<boolean>, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}

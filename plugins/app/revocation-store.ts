@@ -190,6 +190,14 @@ export function createRedisStore (redis: Redis, opts: RedisStoreOptions): Revoca
     return syncing
   }
   const outOfSync = () => { inSync = false }
+  // A Redis that hangs without closing the connection must not leave the replica trusted:
+  // a heartbeat on the subscription every second; no answer (1 s timeout) means out of sync.
+  const heartbeat = subscriber === undefined
+    ? null
+    : setInterval(() => {
+      if (!inSync) return
+      subscriber.ping().catch(outOfSync)
+    }, 1000).unref()
   if (subscriber !== undefined) {
     subscriber.on('message', onMessage)
     subscriber.on('close', outOfSync)
@@ -241,6 +249,7 @@ export function createRedisStore (redis: Redis, opts: RedisStoreOptions): Revoca
     close () {
       redis.off('ready', onReady)
       replica?.close()
+      if (heartbeat !== null) clearInterval(heartbeat)
       if (subscriber !== undefined) {
         subscriber.off('message', onMessage)
         subscriber.removeAllListeners('ready')

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { InjectOptions } from 'fastify'
 import { LIMITS } from '../../plugins/app/rate-limits'
-import { bearer, build, login, newUser, ownRedis, PASSWORD, redisPrefix, register, uniqueName, type App } from '../helper'
+import { bearer, build, login, newUser, ownRedis, PASSWORD, redisPrefix, register, type App, uniqueName, waitFor } from '../helper'
 
 // Seed 001, "Flask JWT Authentication Template": its README's flow and its error cases.
 
@@ -182,6 +182,8 @@ t.test('503 in the {msg} shape when the revocation store is down', async (t) => 
   t.equal((await app.inject({ method: 'GET', url: '/protected', headers: user.auth })).statusCode, 200)
 
   await redis.stop()
+  // The blocklist replica answers until the dropped connection is noticed (milliseconds).
+  await waitFor(async () => (await app.inject({ method: 'GET', url: '/protected', headers: user.auth })).statusCode === 503)
   for (const method of ['GET', 'DELETE'] as const) {
     const started = Date.now()
     const res = await app.inject({ method, url: method === 'GET' ? '/protected' : '/logout', headers: user.auth })
