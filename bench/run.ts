@@ -12,7 +12,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -24,6 +24,9 @@ import { table, type Row } from './lib/report'
 
 const ROOT = join(__dirname, '..')
 const SERVER_ENTRY = join(ROOT, 'dist', 'src', 'server.js')
+// The service's runtime flags, exactly as `npm start` passes them ("node <flags> dist/src/server.js").
+const START_FLAGS = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.start as string)
+  .split(/\s+/).filter((arg) => arg.startsWith('--'))
 const QUICK = process.argv.includes('--quick')
 const PROFILE = process.argv.includes('--profile')
 const BCRYPT_COST = Number(process.env.BCRYPT_COST ?? 12)
@@ -90,8 +93,10 @@ const PASS_ENV = (extra: Record<string, string | undefined>) => ({
 async function startServer (dbFile: string, opts: { redis: boolean, workers: number, label: string }): Promise<Server> {
   const port = await freePort()
   const redisPrefix = opts.redis ? `bench:${RUN_ID}:${opts.label}:` : null
-  const args = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(__dirname, '.tmp', 'profiles')}`, `--cpu-prof-name=${RUN_ID}-${opts.label}-\${pid}.cpuprofile`, SERVER_ENTRY] : [SERVER_ENTRY]
+  const args = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(__dirname, '.tmp', 'profiles')}`, `--cpu-prof-name=${RUN_ID}-${opts.label}-\${pid}.cpuprofile`, ...START_FLAGS, SERVER_ENTRY] : [...START_FLAGS, SERVER_ENTRY]
   const child = startChild(`server(${opts.label})`, process.execPath, args, PASS_ENV({
+    // runtime flags for the service only (never the references), to try V8 settings
+    ...(process.env.SERVICE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SERVICE_NODE_OPTIONS } : {}),
     NODE_ENV: 'production',
     PORT: String(port),
     HOST: '127.0.0.1',
