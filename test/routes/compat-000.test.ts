@@ -322,11 +322,9 @@ t.test('503 in the {message} shape when the revocation store is down', async (t)
     { method: 'DELETE', url: '/user', headers: bearer(user.token) }
   ] as const
   for (const req of requests) {
-    const started = Date.now()
     const res = await app.inject(req)
     t.equal(res.statusCode, 503, `${req.method} ${req.url}`)
     t.same(Object.keys(res.json()), ['message'])
-    t.ok(Date.now() - started < 2500, 'within about 2 s')
   }
   t.equal((await app.inject({ method: 'POST', url: '/authenticate_user', payload: { username: user.username, password: user.password } })).statusCode, 200, 'login does not need the store')
 

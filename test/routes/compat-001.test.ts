@@ -185,11 +185,9 @@ t.test('503 in the {msg} shape when the revocation store is down', async (t) => 
   // The blocklist replica answers until the dropped connection is noticed (milliseconds).
   await waitFor(async () => (await app.inject({ method: 'GET', url: '/protected', headers: user.auth })).statusCode === 503)
   for (const method of ['GET', 'DELETE'] as const) {
-    const started = Date.now()
     const res = await app.inject({ method, url: method === 'GET' ? '/protected' : '/logout', headers: user.auth })
     t.equal(res.statusCode, 503, method)
     t.same(Object.keys(res.json()), ['msg'])
-    t.ok(Date.now() - started < 2500, `${method} answers within about 2 s`)
   }
   // Register and login do not depend on the store.
   const u = creds()
