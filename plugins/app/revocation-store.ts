@@ -164,6 +164,9 @@ export function createRedisStore (redis: Redis, opts: RedisStoreOptions): Revoca
   const replica = subscriber === undefined ? null : createMemoryStore(load)
   let inSync = false
   let syncing: Promise<void> | null = null
+  // Bumped whenever the subscription may have missed a message; a sync that saw it change
+  // while it ran does not count.
+  let generation = 0
   const onMessage = (from: string, message: string) => {
     if (from !== channel || replica === null) return
     try {
@@ -173,23 +176,29 @@ export function createRedisStore (redis: Redis, opts: RedisStoreOptions): Revoca
       log.error({ err }, 'unreadable revocation message; reading from Redis until resynchronised')
     }
   }
-  const sync = () => {
+  const sync = (): Promise<void> => {
     if (subscriber === undefined || replica === null) return Promise.resolve()
     syncing ??= (async () => {
+      const started = generation
       try {
         await subscriber.subscribe(channel)
         await replica.rebuild() // everything revoked before the subscription started
         await rebuild() // and the keys, for readers without a replica
-        inSync = subscriber.status === 'ready'
+        inSync = subscriber.status === 'ready' && generation === started
       } catch (err) {
         log.warn({ msg: (err as Error).message }, 'revocation replica not in sync; reading from Redis')
       } finally {
         syncing = null
       }
+      // The connection dropped and came back while we were loading: load again.
+      if (!inSync && generation !== started && subscriber.status === 'ready') await sync()
     })()
     return syncing
   }
-  const outOfSync = () => { inSync = false }
+  const outOfSync = () => {
+    inSync = false
+    generation++
+  }
   // A Redis that hangs without closing the connection must not leave the replica trusted:
   // a heartbeat on the subscription every second; no answer (1 s timeout) means out of sync.
   const heartbeat = subscriber === undefined
