@@ -213,3 +213,16 @@ for (const replica of [false, true]) {
     t.equal(answer, true, 'after a restart of Redis: still revoked')
   })
 }
+
+t.test('redis with a local replica: answers from memory while subscribed, heartbeats included', async (t) => {
+  await requireRedis(t)
+  const redis = new Redis(REDIS_URL, { enableOfflineQueue: false, commandTimeout: 1000 })
+  await new Promise((resolve) => redis.once('ready', resolve))
+  const store = createRedisStore(redis, { prefix: redisPrefix(), load: async () => [], log, subscriber: redis.duplicate({ enableOfflineQueue: true }) })
+  t.teardown(() => { store.close(); redis.disconnect() })
+  await store.rebuild()
+  // A synchronous boolean means the replica answered; a promise would mean a Redis read.
+  t.equal(typeof store.isRevoked(id(), id()), 'boolean', 'in sync after the start')
+  await sleep(2500) // two heartbeats
+  t.equal(typeof store.isRevoked(id(), id()), 'boolean', 'still in sync: the heartbeats were answered')
+})
