@@ -11,8 +11,16 @@ export function errorBody (statusCode: number, message: string, code?: string) {
     : { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, code }
 }
 
-// SQLite failing underneath us (disk, lock, corruption) is unavailability, not a bug to show.
+// SQLite failing underneath us (disk, lock, corruption, a closed connection) is
+// unavailability, not a bug to show: 503, like the revocation store.
 const DB_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL|CORRUPT|NOTADB|READONLY)/
+function isDatabaseUnavailable (error: unknown): boolean {
+  for (let e = error as { code?: unknown, message?: unknown, cause?: unknown } | undefined, depth = 0; e != null && depth < 3; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && DB_UNAVAILABLE.test(e.code)) return true
+    if (e.message === 'The database connection is not open') return true // better-sqlite3, after close()
+  }
+  return false
+}
 
 /** Status and message for any error, for the service API and for the compat adapters alike. */
 export function classifyError (error: FastifyError): { statusCode: number, message: string, code?: string, retryAfter?: number } {
@@ -23,7 +31,7 @@ export function classifyError (error: FastifyError): { statusCode: number, messa
     // V8's JSON.parse message quotes the body, which may hold a password.
     return { statusCode: 400, message: 'Body is not valid JSON', code: 'FST_ERR_CTP_INVALID_JSON_BODY' }
   }
-  if (typeof error.code === 'string' && DB_UNAVAILABLE.test(error.code)) return { statusCode: 503, message: 'Database unavailable' }
+  if (isDatabaseUnavailable(error)) return { statusCode: 503, message: 'Database unavailable' }
   const statusCode = error.statusCode ?? 500
   if (statusCode >= 400 && statusCode < 500) {
     return { statusCode, message: error.message, code: error.code?.startsWith('FST_') ? error.code : undefined }

@@ -12,7 +12,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Log in: start a session and get a token pair',
       description: 'An unknown username and a wrong password get the same 401, after the same work.',
       body: LoginCredentials,
-      response: { 200: Type.Ref(TokenPair), ...errors(...BODY_ERRORS, 401, 429) }
+      response: { 200: Type.Ref(TokenPair), ...errors(...BODY_ERRORS, 401, 429, 503) }
     },
     // throttled by fastify.rateLimits (inside accounts): see plugins/app/rate-limits.ts
     config: { rateLimit: true }

@@ -10,7 +10,7 @@ const register: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Create an account',
       description: 'Usernames are unique case-insensitively. Passwords are SHA-256 pre-hashed before bcrypt, so every byte counts; the most common passwords are refused.',
       body: Credentials,
-      response: { 201: RegisteredUser, ...errors(...BODY_ERRORS, 409, 429) }
+      response: { 201: RegisteredUser, ...errors(...BODY_ERRORS, 409, 429, 503) }
     },
     // throttled by fastify.rateLimits (inside accounts): see plugins/app/rate-limits.ts
     config: { rateLimit: true }

@@ -31,6 +31,7 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
         400: MessageError,
         401: Type.Object({ error: Type.Literal('Invalid credentials') }),
         429: MessageError,
+        503: MessageError,
         ...commonErrors(413, 415)
       }
     },

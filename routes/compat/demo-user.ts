@@ -28,7 +28,7 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'compatDemoCreateUser',
       summary: 'Create an account (seed 000); use POST /auth/register',
       body: Credentials,
-      response: { 201: Type.Object({ message: Type.Literal('User created successfully') }), 400: MessageError, 409: MessageError, 429: MessageError, ...commonErrors(413, 415) }
+      response: { 201: Type.Object({ message: Type.Literal('User created successfully') }), 400: MessageError, 409: MessageError, 429: MessageError, 503: MessageError, ...commonErrors(413, 415) }
     },
     // throttled like POST /auth/register (inside accounts, by client IP)
     config: { rateLimit: true }

@@ -21,7 +21,7 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'compatTemplateRegister',
       summary: 'Create an account (seed 001); use POST /auth/register',
       body: Credentials,
-      response: { 201: Msg('User registered successfully'), 400: MsgError, 409: MsgError, 429: MsgError, ...commonErrors(413, 415) }
+      response: { 201: Msg('User registered successfully'), 400: MsgError, 409: MsgError, 429: MsgError, 503: MsgError, ...commonErrors(413, 415) }
     },
     // throttled like POST /auth/register (inside accounts, by client IP)
     config: { rateLimit: true }
@@ -42,6 +42,7 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
         400: MsgError,
         401: MsgError,
         429: MsgError,
+        503: MsgError,
         ...commonErrors(413, 415)
       }
     },

@@ -110,3 +110,40 @@ t.test('two instances on one Redis: a logout on one is refused by the other on t
     t.equal((await two.inject({ url: '/users/me', headers: u.auth })).statusCode, 401, `logout ${i} honoured by the other instance`)
   }
 })
+
+t.test('database unavailable: 503 in the contract shape, never a bypass', async (t) => {
+  const app = await build(t)
+  const u = await newUser(app)
+  app.db.$client.close() // the connection is gone
+  for (const [method, url, payload] of [
+    ['POST', '/auth/login', { username: u.username, password: PASSWORD }],
+    ['POST', '/auth/register', { username: `${u.username}_x`, password: PASSWORD }],
+    ['POST', '/auth/refresh', { refresh_token: u.tokens.refresh_token }],
+    ['GET', '/users/me', undefined],
+    ['GET', '/users/me/sessions', undefined]
+  ] as const) {
+    const res = await app.inject({ method, url, payload, headers: method === 'GET' ? u.auth : {} })
+    t.equal(res.statusCode, 503, `${method} ${url}`)
+    t.same(res.json(), { statusCode: 503, error: 'Service Unavailable', message: 'Database unavailable' })
+  }
+  const health = await app.inject({ url: '/health' })
+  t.equal(health.statusCode, 503)
+  t.equal(health.json().checks.database, 'down')
+})
+
+t.test('a database locked by another writer: 503 after the busy timeout, and nothing half-written', async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'auth-locked-')), 'auth.db')
+  const app = await build(t, { DATABASE_URL: `file:${file}` })
+  const u = await newUser(app)
+  const Database = (await import('better-sqlite3')).default
+  const other = new Database(file)
+  t.teardown(() => other.close())
+  other.exec('BEGIN EXCLUSIVE') // another process holds the write lock
+  const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { username: u.username, password: PASSWORD } })
+  t.equal(res.statusCode, 503, 'login cannot write its session')
+  t.same(res.json(), { statusCode: 503, error: 'Service Unavailable', message: 'Database unavailable' })
+  t.equal((await app.inject({ url: '/users/me', headers: u.auth })).statusCode, 200, 'reads still work (WAL)')
+  other.exec('ROLLBACK')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { username: u.username, password: PASSWORD } })).statusCode, 200, 'and writes once the lock is gone')
+  t.equal((await app.sessions.listActive(u.id)).length, 2, 'the refused login left no session behind')
+})
