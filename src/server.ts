@@ -32,7 +32,11 @@ async function serve (config: Config) {
     closing = true
     app.log.info({ signal }, 'shutting down')
     const force = setTimeout(() => process.exit(1), 10_000).unref()
+    // A kept-alive connection whose request finishes during the shutdown would otherwise
+    // hold the server open until its keep-alive timeout: drop each one as soon as it is idle.
+    const sweep = setInterval(() => app.server.closeIdleConnections(), 50).unref()
     app.close().then(() => {
+      clearInterval(sweep)
       clearTimeout(force)
       process.exit(0)
     }, (err) => {

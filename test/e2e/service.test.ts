@@ -82,3 +82,31 @@ t.test('bad configuration stops the service at start, naming the variable', asyn
     if (env.JWT_SECRET) t.notMatch(res.stderr, env.JWT_SECRET, 'the secret is not printed')
   }
 })
+
+t.test('SIGTERM lets an in-flight request finish, then exits 0', async (t) => {
+  const server = await startServer(t, { BCRYPT_COST: '12' }) // a login takes a few hundred ms
+  const username = uniqueName('Inflight')
+  t.equal((await call(server.url, 'POST', '/auth/register', { username, password: PASSWORD })).status, 201)
+  const inFlight = call(server.url, 'POST', '/auth/login', { username, password: PASSWORD })
+  await new Promise((resolve) => setTimeout(resolve, 50)) // the login is being hashed now
+  const exited = server.stop('SIGTERM')
+  const login = await inFlight
+  t.equal(login.status, 200, 'the in-flight login completed')
+  t.ok(login.body.access_token)
+  t.equal(await exited, 0)
+})
+
+t.test('WORKERS=2 with Redis: two processes serve one port and share revocations', async (t) => {
+  await requireRedis(t)
+  const server = await startServer(t, { REDIS_URL, REDIS_PREFIX: redisPrefix(), WORKERS: '2' })
+  // Several connections, so that both workers take part.
+  const username = uniqueName('Cluster')
+  t.equal((await call(server.url, 'POST', '/auth/register', { username, password: PASSWORD })).status, 201)
+  const pair = (await call(server.url, 'POST', '/auth/login', { username, password: PASSWORD })).body
+  const statuses = await Promise.all(Array.from({ length: 20 }, () => call(server.url, 'GET', '/users/me', undefined, pair.access_token)))
+  t.same([...new Set(statuses.map((s) => s.status))], [200])
+  t.equal((await call(server.url, 'POST', '/auth/logout', undefined, pair.access_token)).status, 204)
+  const after = await Promise.all(Array.from({ length: 20 }, () => call(server.url, 'GET', '/users/me', undefined, pair.access_token)))
+  t.same([...new Set(after.map((s) => s.status))], [401], 'refused by every worker')
+  t.equal(await server.stop('SIGTERM'), 0)
+})
