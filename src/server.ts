@@ -66,10 +66,24 @@ async function main () {
   // WORKERS=N: N processes share the port (node:cluster); the blocklist is in Redis then.
   if (config.workers > 1 && cluster.isPrimary) {
     for (let i = 0; i < config.workers; i++) cluster.fork()
-    cluster.on('exit', (worker, code) => {
-      if (code !== 0) console.error(`worker ${worker.process.pid} exited with ${code}`)
+    // A worker that dies is replaced, unless they keep dying (then the primary gives up,
+    // so that the supervisor above it sees the failure).
+    let stopping = false
+    const recentDeaths: number[] = []
+    cluster.on('exit', (worker, code, signal) => {
+      if (stopping) return
+      console.error(`worker ${worker.process.pid} exited (${signal ?? code}); starting another`)
+      const now = Date.now()
+      recentDeaths.push(now)
+      while (recentDeaths.length > 0 && recentDeaths[0] < now - 30_000) recentDeaths.shift()
+      if (recentDeaths.length > 5) {
+        console.error('workers keep exiting; giving up')
+        process.exit(1)
+      }
+      cluster.fork()
     })
     const stop = (signal: NodeJS.Signals) => {
+      stopping = true
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal)
     }
     process.once('SIGTERM', stop)

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PASSWORD, REDIS_URL, redisPrefix, requireRedis, SERVER_ENTRY, startServer, uniqueName } from '../helper'
+import { PASSWORD, REDIS_URL, redisPrefix, requireRedis, SERVER_ENTRY, startServer, uniqueName, waitFor } from '../helper'
 
 async function call (base: string, method: string, path: string, body?: unknown, token?: string) {
   const headers: Record<string, string> = {}
@@ -108,5 +108,16 @@ t.test('WORKERS=2 with Redis: two processes serve one port and share revocations
   t.equal((await call(server.url, 'POST', '/auth/logout', undefined, pair.access_token)).status, 204)
   const after = await Promise.all(Array.from({ length: 20 }, () => call(server.url, 'GET', '/users/me', undefined, pair.access_token)))
   t.same([...new Set(after.map((s) => s.status))], [401], 'refused by every worker')
+
+  // A worker that dies is replaced; the service keeps answering.
+  const workers = () => spawnSync('pgrep', ['-P', String(server.child.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number)
+  const before = workers()
+  t.equal(before.length, 2, 'two workers')
+  process.kill(before[0], 'SIGKILL')
+  await waitFor(async () => { const now = workers(); return now.length === 2 && !now.includes(before[0]) }, 10_000)
+  // (a kept-alive connection to the killed worker fails once; a new one is served)
+  await waitFor(async () => (await call(server.url, 'GET', '/health').catch(() => ({ status: 0 }))).status === 200, 10_000)
+  const me = await Promise.all(Array.from({ length: 10 }, () => call(server.url, 'GET', '/users/me', undefined, pair.access_token)))
+  t.same([...new Set(me.map((s) => s.status))], [401], 'still serving, and the revocation still holds')
   t.equal(await server.stop('SIGTERM'), 0)
 })
