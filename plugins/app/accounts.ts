@@ -1,24 +1,10 @@
 import fp from 'fastify-plugin'
-import type { FastifyBaseLogger } from 'fastify'
+import type { RequestContext } from '../../src/request-context'
 import type { User } from '../../src/schemas/users'
+import type { TokenPair } from '../../src/schemas/tokens'
 import type { UserProfile, UserRecord } from './users-repository'
 import { isCommonPassword } from '../../src/security/password-policy'
-
-export class WeakPasswordError extends Error {
-  readonly statusCode = 400
-  constructor () {
-    super('Password is too common; choose another')
-    this.name = 'WeakPasswordError'
-  }
-}
-
-export class WrongCurrentPasswordError extends Error {
-  readonly statusCode = 403
-  constructor () {
-    super('current_password is wrong')
-    this.name = 'WrongCurrentPasswordError'
-  }
-}
+import { WeakPasswordError, WrongCurrentPasswordError } from '../../src/errors'
 
 export interface AccountChange {
   username?: string
@@ -33,20 +19,20 @@ export interface AccountChange {
  */
 export interface Accounts {
   /**
-   * Throws UsernameTakenError (409), WeakPasswordError (400) or RateLimitedError (429).
-   * `clientIp` (request.ip) is what registrations are throttled by.
+   * Throws UsernameTakenError (409), WeakPasswordError (400), RateLimitedError (429) or
+   * OverloadedError (503). Registrations are throttled by `ctx.ip`.
    */
-  register (username: string, password: string, log: FastifyBaseLogger, clientIp?: string): Promise<UserRecord>
+  register (username: string, password: string, ctx: RequestContext): Promise<UserRecord>
   /**
-   * The user when the password matches; null otherwise, after the same work either way.
-   * Throws RateLimitedError (429), before any hashing, when the client IP or the account
-   * has had too many failures.
+   * A new session when the password matches; null otherwise, after the same work either way.
+   * Throws RateLimitedError (429) before any hashing, and OverloadedError (503) when more
+   * hashing is queued than can finish in time.
    */
-  authenticate (username: string, password: string, log: FastifyBaseLogger, clientIp?: string): Promise<UserRecord | null>
+  login (username: string, password: string, ctx: RequestContext): Promise<{ user: UserRecord, tokens: TokenPair } | null>
   /** A password change revokes every other session of the user. undefined: the user is gone. */
-  update (userId: string, sessionId: string, change: AccountChange, log: FastifyBaseLogger): Promise<UserRecord | undefined>
-  /** Revokes every session, then deletes the account (its username is free again). */
-  remove (userId: string, log: FastifyBaseLogger): Promise<boolean>
+  update (userId: string, sessionId: string, change: AccountChange, ctx: RequestContext): Promise<UserRecord | undefined>
+  /** Revokes every session and deletes the account (its username is free again). */
+  remove (userId: string, ctx: RequestContext): Promise<boolean>
 }
 
 declare module 'fastify' {
@@ -68,32 +54,33 @@ export default fp(async function accounts (fastify) {
   const { usersRepository: users, passwords, sessions, rateLimits } = fastify
 
   const service: Accounts = {
-    async register (username, password, log, clientIp) {
-      await rateLimits.checkRegister(clientIp)
+    async register (username, password, { log, ip, signal }) {
+      await rateLimits.consumeRegister(ip)
       if (isCommonPassword(password)) throw new WeakPasswordError()
-      const user = await users.create(username, await passwords.hash(password))
+      const user = await users.create(username, await passwords.hash(password, signal))
       log.info({ event: 'user.registered', userId: user.id }, 'user registered')
       return user
     },
 
-    async authenticate (username, password, log, clientIp) {
-      await rateLimits.checkLogin(clientIp, username)
+    async login (username, password, { log, ip, signal }) {
+      await rateLimits.consumeLogin(ip, username)
       const user = await users.findByUsername(username)
-      const ok = await passwords.verify(password, user?.passwordHash ?? null)
+      const ok = await passwords.verify(password, user?.passwordHash ?? null, signal)
       if (ok && user !== undefined) {
+        await rateLimits.loginSucceeded(ip, username)
+        const tokens = await sessions.start(user.id)
         log.info({ event: 'login.success', userId: user.id }, 'login succeeded')
-        return user
+        return { user, tokens }
       }
       // The username is not logged: it may be a password typed into the wrong field.
       log.info({ event: 'login.failure', knownUser: user !== undefined }, 'login failed')
-      await rateLimits.recordLoginFailure(clientIp, username)
       return null
     },
 
-    async update (userId, sessionId, change, log) {
+    async update (userId, sessionId, change, { log, signal }) {
       const user = await users.findById(userId)
       if (user === undefined) return undefined
-      if (change.currentPassword !== undefined && !(await passwords.verify(change.currentPassword, user.passwordHash))) {
+      if (change.currentPassword !== undefined && !(await passwords.verify(change.currentPassword, user.passwordHash, signal))) {
         log.info({ event: 'user.update_denied', userId }, 'wrong current password')
         throw new WrongCurrentPasswordError()
       }
@@ -102,7 +89,7 @@ export default fp(async function accounts (fastify) {
         if (isCommonPassword(change.password)) throw new WeakPasswordError()
         // The other sessions must be revocable: 503 before the password changes, not after.
         await fastify.revocationStore.ping()
-        passwordHash = await passwords.hash(change.password)
+        passwordHash = await passwords.hash(change.password, signal)
       }
       const updated = await users.update(userId, { username: change.username, passwordHash })
       if (passwordHash !== undefined) {
@@ -113,7 +100,7 @@ export default fp(async function accounts (fastify) {
       return updated
     },
 
-    async remove (userId, log) {
+    async remove (userId, { log }) {
       // revokeAllOfUser checks the store first: nothing is deleted when it is down.
       const revoked = await sessions.revokeAllOfUser(userId, 'account_deleted')
       const deleted = await users.delete(userId)

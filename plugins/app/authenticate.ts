@@ -2,19 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { AccessClaims } from './tokens'
 import { errorBody } from './http'
-
-export class InvalidTokenError extends Error {
-  readonly statusCode = 401
-  constructor (message = 'Invalid or expired token') {
-    // Rejecting is a hot path (garbage and forged tokens): a stack trace would be most of
-    // its cost, and a 401 needs none.
-    const limit = Error.stackTraceLimit
-    Error.stackTraceLimit = 0
-    super(message)
-    Error.stackTraceLimit = limit
-    this.name = 'InvalidTokenError'
-  }
-}
+import { InvalidTokenError } from '../../src/errors'
 
 type Hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 

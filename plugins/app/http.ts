@@ -1,8 +1,6 @@
 import { STATUS_CODES } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { UsernameTakenError } from './users-repository'
-import { RateLimitedError } from './rate-limits'
 
 /** The contract's error body: Fastify's shape, with a message that never leaks internals. */
 export function errorBody (statusCode: number, message: string, code?: string) {
@@ -24,19 +22,20 @@ function isDatabaseUnavailable (error: unknown): boolean {
 
 /** Status and message for any error, for the service API and for the compat adapters alike. */
 export function classifyError (error: FastifyError): { statusCode: number, message: string, code?: string, retryAfter?: number } {
-  if (error instanceof RateLimitedError) return { statusCode: 429, message: error.message, retryAfter: error.retryAfter }
   if (error.validation) return { statusCode: 400, message: error.message, code: 'FST_ERR_VALIDATION' }
-  if (error instanceof UsernameTakenError) return { statusCode: 409, message: error.message }
   if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) {
     // V8's JSON.parse message quotes the body, which may hold a password.
     return { statusCode: 400, message: 'Body is not valid JSON', code: 'FST_ERR_CTP_INVALID_JSON_BODY' }
   }
   if (isDatabaseUnavailable(error)) return { statusCode: 503, message: 'Database unavailable' }
+  // Domain errors (src/errors.ts) carry their status, and Retry-After where it applies.
   const statusCode = error.statusCode ?? 500
+  const retryAfter = (error as { retryAfter?: unknown }).retryAfter
+  const retry = typeof retryAfter === 'number' ? { retryAfter } : {}
   if (statusCode >= 400 && statusCode < 500) {
-    return { statusCode, message: error.message, code: error.code?.startsWith('FST_') ? error.code : undefined }
+    return { statusCode, message: error.message, code: error.code?.startsWith('FST_') ? error.code : undefined, ...retry }
   }
-  if (statusCode === 503) return { statusCode, message: error.message }
+  if (statusCode === 503) return { statusCode, message: error.message, ...retry }
   return { statusCode: 500, message: 'Internal Server Error' }
 }
 

@@ -13,9 +13,10 @@ export function prehash (password: string): string {
 }
 
 export interface Passwords {
-  hash (password: string): Promise<string>
+  /** `signal`: the client went away, so work still queued for it is dropped. */
+  hash (password: string, signal?: AbortSignal): Promise<string>
   /** Constant work whether or not there is a hash: pass null for an unknown user. */
-  verify (password: string, hash: string | null): Promise<boolean>
+  verify (password: string, hash: string | null, signal?: AbortSignal): Promise<boolean>
 }
 
 /** bcrypt's own async API (libuv's threadpool); the service uses the low-priority pool. */

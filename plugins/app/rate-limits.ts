@@ -1,14 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
-
-export class RateLimitedError extends Error {
-  readonly statusCode = 429
-  constructor (readonly retryAfter: number) {
-    super('Too many attempts; try again later')
-    this.name = 'RateLimitedError'
-  }
-}
+import { RateLimitedError } from '../../src/errors'
 
 /** Fixed-window counters. `count` adds one hit; `get` only reads. */
 export interface Counters {
@@ -90,11 +83,17 @@ export const LIMITS = {
 
 export interface RateLimits {
   readonly enabled: boolean
-  /** Before any password work: throws RateLimitedError when the IP or the account is locked out. */
-  checkLogin (ip: string | undefined, username: string): Promise<void>
-  recordLoginFailure (ip: string | undefined, username: string): Promise<void>
+  /**
+   * Counts one login attempt against the client IP and the account, atomically and before
+   * any hashing; throws RateLimitedError when either is over its limit.
+   */
+  consumeLogin (ip: string | undefined, username: string): Promise<void>
+  /** A successful login gives back what consumeLogin counted: only failures are limited. */
+  loginSucceeded (ip: string | undefined, username: string): Promise<void>
   /** Counts a registration attempt; throws RateLimitedError over the limit. */
-  checkRegister (ip: string | undefined): Promise<void>
+  consumeRegister (ip: string | undefined): Promise<void>
+  /** Counts a refresh attempt; throws RateLimitedError over the limit. */
+  consumeRefresh (ip: string | undefined): Promise<void>
 }
 
 declare module 'fastify' {
@@ -119,28 +118,28 @@ export default fp(async function rateLimits (fastify) {
   const service: RateLimits = enabled
     ? {
         enabled,
-        async checkLogin (ip, username) {
+        async consumeLogin (ip, username) {
           const [byIp, byAccount] = await Promise.all([
             ip === undefined ? { hits: 0, resetInMs: 0 } : counters.get(ipKey('login-ip', ip), LIMITS.loginFailuresPerIp.windowMs),
             counters.get(accountKey(username), LIMITS.loginFailuresPerAccount.windowMs)
           ])
           const wait = Math.max(over(byIp, LIMITS.loginFailuresPerIp.max), over(byAccount, LIMITS.loginFailuresPerAccount.max))
           if (wait > 0) throw new RateLimitedError(wait)
-        },
-        async recordLoginFailure (ip, username) {
           await Promise.all([
             ip === undefined ? null : counters.count(ipKey('login-ip', ip), LIMITS.loginFailuresPerIp.windowMs),
             counters.count(accountKey(username), LIMITS.loginFailuresPerAccount.windowMs)
           ])
         },
-        async checkRegister (ip) {
+        async loginSucceeded () {},
+        async consumeRegister (ip) {
           if (ip === undefined) return
           const state = await counters.count(ipKey('register-ip', ip), LIMITS.registrationsPerIp.windowMs)
           const wait = state.hits > LIMITS.registrationsPerIp.max ? Math.max(1, Math.ceil(state.resetInMs / 1000)) : 0
           if (wait > 0) throw new RateLimitedError(wait)
-        }
+        },
+        async consumeRefresh () {}
       }
-    : { enabled, async checkLogin () {}, async recordLoginFailure () {}, async checkRegister () {} }
+    : { enabled, async consumeLogin () {}, async loginSucceeded () {}, async consumeRegister () {}, async consumeRefresh () {} }
 
   fastify.decorate('rateLimits', service)
 }, { name: 'rate-limits', dependencies: ['config', 'redis'] })

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
+import { RevocationStoreUnavailableError } from '../../src/errors'
 
 /** A revoked access token (`jti`) or session (`sid`), blocked until `until` (epoch ms). */
 export interface RevocationEntry {
@@ -23,14 +24,6 @@ export interface RevocationStore {
   rebuild (): Promise<number>
   ping (): Promise<void>
   close (): void
-}
-
-export class RevocationStoreUnavailableError extends Error {
-  readonly statusCode = 503
-  constructor (cause?: unknown) {
-    super('Revocation store unavailable', { cause })
-    this.name = 'RevocationStoreUnavailableError'
-  }
 }
 
 type Loader = (now: number) => Promise<RevocationEntry[]>

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import { eq, sql } from 'drizzle-orm'
 import { users } from '../../src/db/schema'
+import { UsernameTakenError } from '../../src/errors'
 
 export interface UserRecord {
   id: string
@@ -13,13 +14,6 @@ export interface UserRecord {
 
 /** What the API shows of a user: no password hash. */
 export type UserProfile = Omit<UserRecord, 'passwordHash'>
-
-export class UsernameTakenError extends Error {
-  constructor () {
-    super('Username is already taken')
-    this.name = 'UsernameTakenError'
-  }
-}
 
 /** Data access for accounts. Async so that a second SQL dialect can slot in without touching callers. */
 export interface UsersRepository {

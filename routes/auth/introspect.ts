@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { BODY_ERRORS, errors } from '../../src/schemas/common'
 import { IntrospectRequest, IntrospectResponse } from '../../src/schemas/tokens'
-import { InvalidTokenError } from '../../plugins/app/authenticate'
+import { InvalidTokenError } from '../../src/errors'
 
 const introspect: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/introspect', {

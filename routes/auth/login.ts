@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { BODY_ERRORS, errors } from '../../src/schemas/common'
 import { LoginCredentials } from '../../src/schemas/users'
 import { TokenPair } from '../../src/schemas/tokens'
+import { requestContext } from '../../src/request-context'
 
 const login: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/login', {
@@ -17,9 +18,9 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     // throttled by fastify.rateLimits (inside accounts): see plugins/app/rate-limits.ts
     config: { rateLimit: true }
   }, async (request, reply) => {
-    const user = await fastify.accounts.authenticate(request.body.username, request.body.password, request.log, request.ip)
-    if (user === null) return reply.unauthorized('Invalid username or password')
-    return await fastify.sessions.start(user.id)
+    const login = await fastify.accounts.login(request.body.username, request.body.password, requestContext(request, reply))
+    if (login === null) return reply.unauthorized('Invalid username or password')
+    return login.tokens
   })
 }
 

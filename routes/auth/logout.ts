@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { BearerSecurity, errors, NoContent } from '../../src/schemas/common'
 import { LogoutRequest } from '../../src/schemas/tokens'
-import { InvalidTokenError } from '../../plugins/app/authenticate'
+import { InvalidTokenError } from '../../src/errors'
 
 const logout: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/logout', {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { BODY_ERRORS, errors } from '../../src/schemas/common'
 import { Credentials, RegisteredUser } from '../../src/schemas/users'
+import { requestContext } from '../../src/request-context'
 
 const register: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/register', {
@@ -15,7 +16,7 @@ const register: FastifyPluginAsyncTypebox = async (fastify) => {
     // throttled by fastify.rateLimits (inside accounts): see plugins/app/rate-limits.ts
     config: { rateLimit: true }
   }, async (request, reply) => {
-    const user = await fastify.accounts.register(request.body.username, request.body.password, request.log, request.ip)
+    const user = await fastify.accounts.register(request.body.username, request.body.password, requestContext(request, reply))
     return reply.status(201).send({ id: user.id, username: user.username, created_at: new Date(user.createdAt).toISOString() })
   })
 }

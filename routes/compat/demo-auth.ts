@@ -2,8 +2,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BearerSecurity } from '../../src/schemas/common'
 import { LoginCredentials } from '../../src/schemas/users'
-import { bearerToken, InvalidTokenError } from '../../plugins/app/authenticate'
+import { bearerToken } from '../../plugins/app/authenticate'
 import { commonErrors, compatRoute, demoClaims, MessageError, seedErrorHandler } from './shared'
+import { InvalidTokenError } from '../../src/errors'
+import { requestContext } from '../../src/request-context'
 
 // `{token}` in the body, or no body at all when the token comes as a bearer token.
 const TokenInput = Type.Object({
@@ -38,9 +40,9 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
     // throttled like POST /auth/login (inside accounts, per client IP and per account)
     config: { rateLimit: true }
   }, async (request, reply) => {
-    const user = await accounts.authenticate(request.body.username, request.body.password, request.log, request.ip)
-    if (user === null) return reply.status(401).send({ error: 'Invalid credentials' as const })
-    const { access_token: token } = await sessions.start(user.id)
+    const login = await accounts.login(request.body.username, request.body.password, requestContext(request, reply))
+    if (login === null) return reply.status(401).send({ error: 'Invalid credentials' as const })
+    const token = login.tokens.access_token
     return { token, access_token: token }
   })
 

@@ -3,8 +3,10 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { BearerSecurity } from '../../src/schemas/common'
 import { Credentials, Password, Username } from '../../src/schemas/users'
-import { bearerToken, InvalidTokenError } from '../../plugins/app/authenticate'
+import { bearerToken } from '../../plugins/app/authenticate'
 import { commonErrors, compatRoute, demoClaims, MessageError, seedErrorHandler } from './shared'
+import { InvalidTokenError } from '../../src/errors'
+import { requestContext } from '../../src/request-context'
 
 const Renewed = (message: string) => Type.Object({ message: Type.Literal(message), token: Type.String({ description: 'the renewed token; the one sent is now revoked' }) })
 
@@ -33,7 +35,7 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
     // throttled like POST /auth/register (inside accounts, by client IP)
     config: { rateLimit: true }
   }, async (request, reply) => {
-    await accounts.register(request.body.username, request.body.password, request.log, request.ip)
+    await accounts.register(request.body.username, request.body.password, requestContext(request, reply))
     return reply.status(201).send({ message: 'User created successfully' as const })
   })
 
@@ -70,10 +72,10 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
       body: Type.Object({ username: Type.Optional(Username), password: Type.Optional(Password) }, { additionalProperties: false, minProperties: 1 }),
       response: { 200: Renewed('User updated successfully'), 400: MessageError, 401: MessageError, 409: MessageError, 503: MessageError, ...commonErrors(413, 415) }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     const claims = request.auth!
     const { username, password } = request.body
-    const user = await accounts.update(claims.sub, claims.sid, { username, password }, request.log)
+    const user = await accounts.update(claims.sub, claims.sid, { username, password }, requestContext(request, reply))
     if (user === undefined) throw gone()
     const fresh = await sessions.renewAccessToken(claims)
     return { message: 'User updated successfully' as const, token: fresh.token }
@@ -88,8 +90,8 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
       security: BearerSecurity,
       response: { 200: Type.Object({ message: Type.Literal('User deleted successfully') }), 401: MessageError, 503: MessageError, ...commonErrors(413, 415) }
     }
-  }, async (request) => {
-    if (!(await accounts.remove(request.auth!.sub, request.log))) throw gone()
+  }, async (request, reply) => {
+    if (!(await accounts.remove(request.auth!.sub, requestContext(request, reply)))) throw gone()
     return { message: 'User deleted successfully' as const }
   })
 }

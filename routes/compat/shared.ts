@@ -2,8 +2,8 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { errors } from '../../src/schemas/common'
 import { classifyError, errorBody } from '../../plugins/app/http'
-import { InvalidTokenError } from '../../plugins/app/authenticate'
 import type { AccessClaims } from '../../plugins/app/tokens'
+import { InvalidTokenError } from '../../src/errors'
 
 // Helpers for the compat route files, not a route plugin: autoload skips this file.
 export const autoload = false

@@ -2,8 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BearerSecurity } from '../../src/schemas/common'
 import { Credentials, LoginCredentials } from '../../src/schemas/users'
-import { InvalidTokenError } from '../../plugins/app/authenticate'
 import { commonErrors, compatRoute, MsgError, seedErrorHandler } from './shared'
+import { InvalidTokenError } from '../../src/errors'
+import { requestContext } from '../../src/request-context'
 
 const Msg = (text: string) => Type.Object({ msg: Type.Literal(text) })
 
@@ -26,7 +27,7 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
     // throttled like POST /auth/register (inside accounts, by client IP)
     config: { rateLimit: true }
   }, async (request, reply) => {
-    await accounts.register(request.body.username, request.body.password, request.log, request.ip)
+    await accounts.register(request.body.username, request.body.password, requestContext(request, reply))
     return reply.status(201).send({ msg: 'User registered successfully' as const })
   })
 
@@ -49,9 +50,9 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
     // throttled like POST /auth/login (inside accounts, per client IP and per account)
     config: { rateLimit: true }
   }, async (request, reply) => {
-    const user = await accounts.authenticate(request.body.username, request.body.password, request.log, request.ip)
-    if (user === null) return reply.status(401).send({ msg: 'Bad username or password' })
-    return await sessions.start(user.id)
+    const login = await accounts.login(request.body.username, request.body.password, requestContext(request, reply))
+    if (login === null) return reply.status(401).send({ msg: 'Bad username or password' })
+    return login.tokens
   })
 
   fastify.get('/protected', {

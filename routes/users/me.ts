@@ -3,7 +3,8 @@ import { Type } from '@sinclair/typebox'
 import { BearerSecurity, errors, NoContent } from '../../src/schemas/common'
 import { User, UserPatch } from '../../src/schemas/users'
 import { toUser } from '../../plugins/app/accounts'
-import { InvalidTokenError } from '../../plugins/app/authenticate'
+import { InvalidTokenError } from '../../src/errors'
+import { requestContext } from '../../src/request-context'
 
 const me: FastifyPluginAsyncTypebox = async (fastify) => {
   const { accounts, usersRepository } = fastify
@@ -37,7 +38,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
     if (username === undefined && password === undefined) return reply.badRequest('Nothing to change: give username and/or password')
     if (password !== undefined && currentPassword === undefined) return reply.badRequest('current_password is required to change the password')
     const claims = request.auth!
-    const user = await accounts.update(claims.sub, claims.sid, { username, password, currentPassword }, request.log)
+    const user = await accounts.update(claims.sub, claims.sid, { username, password, currentPassword }, requestContext(request, reply))
     if (user === undefined) throw new InvalidTokenError('User no longer exists')
     return toUser(user)
   })
@@ -51,7 +52,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 204: NoContent, ...errors(401, 503) }
     }
   }, async (request, reply) => {
-    const deleted = await accounts.remove(request.auth!.sub, request.log)
+    const deleted = await accounts.remove(request.auth!.sub, requestContext(request, reply))
     if (!deleted) throw new InvalidTokenError('User no longer exists')
     return reply.status(204).send(null)
   })

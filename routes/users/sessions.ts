@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { BearerSecurity, errors, NoContent } from '../../src/schemas/common'
 import { SessionList, SessionParams } from '../../src/schemas/sessions'
-import { InvalidTokenError } from '../../plugins/app/authenticate'
+import { InvalidTokenError } from '../../src/errors'
 
 const iso = (ms: number) => new Date(ms).toISOString()
 

@@ -3,11 +3,9 @@ import type { Test } from 'tap'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
-import {
-  createMemoryStore, createRedisStore, RevocationStoreUnavailableError,
-  type RevocationEntry, type RevocationStore
-} from '../../plugins/app/revocation-store'
+import { createMemoryStore, createRedisStore, type RevocationEntry, type RevocationStore } from '../../plugins/app/revocation-store'
 import { ownRedis, REDIS_URL, redisPrefix, requireRedis } from '../helper'
+import { RevocationStoreUnavailableError } from '../../src/errors'
 
 const noop = () => {}
 const log = { info: noop, warn: noop, error: noop, debug: noop, trace: noop, fatal: noop, child: () => log, level: 'silent', silent: noop } as unknown as FastifyBaseLogger

@@ -1,0 +1,72 @@
+/**
+ * The service's domain errors, each carrying the HTTP status it answers with. The error
+ * handlers (plugins/app/http.ts and the compat adapters) map by `statusCode` and
+ * `retryAfter` alone, so they never need to know where an error came from.
+ */
+
+/** 401: a missing, malformed, forged, expired or revoked token, or a user that is gone. */
+export class InvalidTokenError extends Error {
+  readonly statusCode = 401
+  constructor (message = 'Invalid or expired token') {
+    // Rejecting is a hot path (garbage and forged tokens): a stack trace would be most of its cost.
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    super(message)
+    Error.stackTraceLimit = limit
+    this.name = 'InvalidTokenError'
+  }
+}
+
+/** 400: the password is on the shipped list of common passwords. */
+export class WeakPasswordError extends Error {
+  readonly statusCode = 400
+  constructor () {
+    super('Password is too common; choose another')
+    this.name = 'WeakPasswordError'
+  }
+}
+
+/** 403: `current_password` does not match (or is no longer the current one). */
+export class WrongCurrentPasswordError extends Error {
+  readonly statusCode = 403
+  constructor (message = 'current_password is wrong') {
+    super(message)
+    this.name = 'WrongCurrentPasswordError'
+  }
+}
+
+/** 409: another account has this username (case-insensitively). */
+export class UsernameTakenError extends Error {
+  readonly statusCode = 409
+  constructor () {
+    super('Username is already taken')
+    this.name = 'UsernameTakenError'
+  }
+}
+
+/** 429 with Retry-After: a rate limit was reached. */
+export class RateLimitedError extends Error {
+  readonly statusCode = 429
+  constructor (readonly retryAfter: number) {
+    super('Too many attempts; try again later')
+    this.name = 'RateLimitedError'
+  }
+}
+
+/** 503 with Retry-After: more password hashing is queued than can finish in time. */
+export class OverloadedError extends Error {
+  readonly statusCode = 503
+  constructor (readonly retryAfter: number, message = 'Server busy: too many logins at once; try again shortly') {
+    super(message)
+    this.name = 'OverloadedError'
+  }
+}
+
+/** 503: the revocation store cannot be read or written, so the service will not guess. */
+export class RevocationStoreUnavailableError extends Error {
+  readonly statusCode = 503
+  constructor (cause?: unknown) {
+    super('Revocation store unavailable', { cause })
+    this.name = 'RevocationStoreUnavailableError'
+  }
+}
