@@ -26,6 +26,15 @@ export class WeakPasswordError extends Error {
   }
 }
 
+/** 400: a password change without `current_password`. */
+export class CurrentPasswordRequiredError extends Error {
+  readonly statusCode = 400
+  constructor () {
+    super('current_password is required to change the password')
+    this.name = 'CurrentPasswordRequiredError'
+  }
+}
+
 /** 403: `current_password` does not match (or is no longer the current one). */
 export class WrongCurrentPasswordError extends Error {
   readonly statusCode = 403

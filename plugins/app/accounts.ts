@@ -4,12 +4,12 @@ import type { User } from '../../src/schemas/users'
 import type { TokenPair } from '../../src/schemas/tokens'
 import type { UserProfile, UserRecord } from './users-repository'
 import { isCommonPassword } from '../../src/security/password-policy'
-import { WeakPasswordError, WrongCurrentPasswordError } from '../../src/errors'
+import { CurrentPasswordRequiredError, InvalidTokenError, WeakPasswordError, WrongCurrentPasswordError } from '../../src/errors'
 
 export interface AccountChange {
   username?: string
   password?: string
-  /** when given, it must match; `requireCurrentPassword` makes it mandatory for a password change */
+  /** required with `password`; when given, it must match */
   currentPassword?: string
 }
 
@@ -29,7 +29,12 @@ export interface Accounts {
    * hashing is queued than can finish in time.
    */
   login (username: string, password: string, ctx: RequestContext): Promise<{ user: UserRecord, tokens: TokenPair } | null>
-  /** A password change revokes every other session of the user. undefined: the user is gone. */
+  /**
+   * A password change needs the current password and revokes every other session of the
+   * user, in one transaction that also checks that the password checked is still current
+   * and the asking session still live (else nothing changes: 403 or 401). undefined: the
+   * user is gone.
+   */
   update (userId: string, sessionId: string, change: AccountChange, ctx: RequestContext): Promise<UserRecord | undefined>
   /** Revokes every session and deletes the account (its username is free again). */
   remove (userId: string, ctx: RequestContext): Promise<boolean>
@@ -66,46 +71,55 @@ export default fp(async function accounts (fastify) {
       await rateLimits.consumeLogin(ip, username)
       const user = await users.findByUsername(username)
       const ok = await passwords.verify(password, user?.passwordHash ?? null, signal)
-      if (ok && user !== undefined) {
+      // The session is created only if the password just checked is still the current one:
+      // a login that raced a password change or a deletion fails like a wrong password.
+      const tokens = ok && user !== undefined ? await sessions.start(user.id, user.credentialVersion) : null
+      if (tokens !== null && user !== undefined) {
         await rateLimits.loginSucceeded(ip, username)
-        const tokens = await sessions.start(user.id)
         log.info({ event: 'login.success', userId: user.id }, 'login succeeded')
         return { user, tokens }
       }
       // The username is not logged: it may be a password typed into the wrong field.
-      log.info({ event: 'login.failure', knownUser: user !== undefined }, 'login failed')
+      log.info({ event: 'login.failure', knownUser: user !== undefined, raced: ok }, 'login failed')
       return null
     },
 
     async update (userId, sessionId, change, { log, signal }) {
+      if (change.password !== undefined && change.currentPassword === undefined) throw new CurrentPasswordRequiredError()
       const user = await users.findById(userId)
       if (user === undefined) return undefined
       if (change.currentPassword !== undefined && !(await passwords.verify(change.currentPassword, user.passwordHash, signal))) {
         log.info({ event: 'user.update_denied', userId }, 'wrong current password')
         throw new WrongCurrentPasswordError()
       }
-      let passwordHash: string | undefined
-      if (change.password !== undefined) {
-        if (isCommonPassword(change.password)) throw new WeakPasswordError()
-        // The other sessions must be revocable: 503 before the password changes, not after.
-        await fastify.revocationStore.ping()
-        passwordHash = await passwords.hash(change.password, signal)
+      if (change.password === undefined) {
+        const renamed = change.username === undefined ? user : await users.rename(userId, change.username)
+        if (renamed !== undefined && change.username !== undefined) log.info({ event: 'user.renamed', userId }, 'username changed')
+        return renamed
       }
-      const updated = await users.update(userId, { username: change.username, passwordHash })
-      if (passwordHash !== undefined) {
-        const revoked = await sessions.revokeAllOfUser(userId, 'password_change', sessionId)
-        log.info({ event: 'user.password_changed', userId, sessionsRevoked: revoked.length }, 'password changed')
-      }
+      if (isCommonPassword(change.password)) throw new WeakPasswordError()
+      // The other sessions must be revocable: 503 before the password changes, not after.
+      await fastify.revocationStore.ping()
+      const passwordHash = await passwords.hash(change.password, signal)
+      const result = await users.changePassword({
+        id: userId, passwordHash, username: change.username, expectedVersion: user.credentialVersion, sessionId, now: Date.now()
+      })
+      if (result === 'gone') return undefined
+      if (result === 'session_revoked') throw new InvalidTokenError('Token has been revoked')
+      if (result === 'stale') throw new WrongCurrentPasswordError('current_password is no longer the current password')
+      log.info({ event: 'user.password_changed', userId, sessionsRevoked: result.revoked.length }, 'password changed')
       if (change.username !== undefined) log.info({ event: 'user.renamed', userId }, 'username changed')
-      return updated
+      await fastify.revocationStore.revoke(result.revoked)
+      return result.user
     },
 
     async remove (userId, { log }) {
-      // revokeAllOfUser checks the store first: nothing is deleted when it is down.
-      const revoked = await sessions.revokeAllOfUser(userId, 'account_deleted')
-      const deleted = await users.delete(userId)
+      await fastify.revocationStore.ping() // 503 before anything is deleted, when the store is down
+      const revoked = await users.delete(userId, Date.now())
+      if (revoked === undefined) return false
       log.info({ event: 'user.deleted', userId, sessionsRevoked: revoked.length }, 'account deleted')
-      return deleted
+      await fastify.revocationStore.revoke(revoked)
+      return true
     }
   }
 

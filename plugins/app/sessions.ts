@@ -2,26 +2,37 @@ import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger } from 'fastify'
 import type { TokenPair } from '../../src/schemas/tokens'
+import { InvalidTokenError } from '../../src/errors'
 import type { AccessClaims, SignedAccessToken } from './tokens'
 import type { SessionRecord } from './sessions-repository'
-import type { RevocationEntry } from './revocation-store'
 
 export type RevokeReason = 'logout' | 'logout_all' | 'password_change' | 'account_deleted' | 'refresh_reuse' | 'user_revoked'
 
 /**
- * Sessions and the tokens that belong to them. Every revocation is written to the database
- * (the source of truth) before the blocklist, and before the caller answers.
+ * Sessions and the tokens that belong to them. Every revocation is committed to the
+ * database (the source of truth) first, then published through the revocation store, and
+ * only then answered: a revoking request that could not reach every instance fails with
+ * 503, and repeating it publishes again.
  */
 export interface Sessions {
-  /** A new session (one login): a fresh sid, access token and refresh token. */
-  start (userId: string): Promise<TokenPair>
+  /**
+   * A new session (one login): a fresh sid, access token and refresh token. null: the
+   * password checked (`credentialVersion`) was changed meanwhile, or the user deleted.
+   */
+  start (userId: string, credentialVersion: number): Promise<TokenPair | null>
   /** Rotates the refresh token. null: not a live refresh token (401). A reused one revokes its session. */
   refresh (refreshToken: string, log: FastifyBaseLogger): Promise<TokenPair | null>
-  /** A new access token in the same session, the presented one revoked (the 000 seed's renewal). */
+  /**
+   * A new access token in the same session, the presented one consumed (the 000 seed's
+   * renewal): of many requests renewing one token, one succeeds; the others, and any
+   * renewal of a token whose session was revoked, throw InvalidTokenError.
+   */
   renewAccessToken (claims: AccessClaims): Promise<SignedAccessToken>
   revokeAccessToken (claims: AccessClaims): Promise<void>
+  /** false: no such session */
   revoke (sessionId: string, reason: RevokeReason): Promise<boolean>
-  revokeAllOfUser (userId: string, reason: RevokeReason, exceptSessionId?: string): Promise<string[]>
+  /** answers how many sessions the revocation covers */
+  revokeAllOfUser (userId: string, reason: RevokeReason, exceptSessionId?: string): Promise<number>
   listActive (userId: string): Promise<SessionRecord[]>
   findActive (sessionId: string): Promise<SessionRecord | undefined>
 }
@@ -35,75 +46,81 @@ declare module 'fastify' {
 export default fp(async function sessions (fastify) {
   const { sessionsRepository: repo, revocationsRepository, revocationStore: store, tokens } = fastify
   const { accessTokenTtl, refreshTokenTtl } = fastify.config
-  const accessTtlMs = accessTokenTtl * 1000
 
-  const pair = (userId: string, sessionId: string, refreshToken: string, expiresAt: number, now: number): TokenPair => ({
-    access_token: tokens.signAccessToken(userId, sessionId).token,
+  // Access tokens are signed after the database knows their expiry (a session's revocation
+  // must outlive every token it issued), so issue time and expiry are fixed first.
+  const issueTime = (now: number) => {
+    const iat = Math.floor(now / 1000)
+    return { iat, expMs: (iat + accessTokenTtl) * 1000 }
+  }
+  const pair = (userId: string, sessionId: string, iat: number, refreshToken: string, expiresAt: number, now: number): TokenPair => ({
+    access_token: tokens.signAccessToken(userId, sessionId, iat).token,
     token_type: 'Bearer',
     expires_in: accessTokenTtl,
     refresh_token: refreshToken,
     refresh_expires_in: Math.max(0, Math.floor((expiresAt - now) / 1000))
   })
 
-  // A revoked session's access tokens all expire within one access-token lifetime.
-  const sidEntries = (ids: string[], now: number): RevocationEntry[] =>
-    ids.map((id) => ({ kind: 'sid', id, until: now + accessTtlMs }))
-
   const service: Sessions = {
-    async start (userId) {
+    async start (userId, credentialVersion) {
       const now = Date.now()
       const id = randomUUID()
       const expiresAt = now + refreshTokenTtl * 1000
+      const { iat, expMs } = issueTime(now)
       const refresh = tokens.newRefreshToken()
-      await repo.create({ id, userId, now, expiresAt }, refresh.hash)
-      return pair(userId, id, refresh.token, expiresAt, now)
+      const created = await repo.create({ id, userId, credentialVersion, now, expiresAt, accessExpiresAt: expMs }, refresh.hash)
+      return created ? pair(userId, id, iat, refresh.token, expiresAt, now) : null
     },
 
     async refresh (refreshToken, log) {
       // Fail closed before rotating: a 503 must not cost the client its refresh token.
       await store.ping()
       const now = Date.now()
+      const { iat, expMs } = issueTime(now)
       const next = tokens.newRefreshToken()
-      const result = await repo.rotate(tokens.hashRefreshToken(refreshToken), next.hash, now)
+      const result = await repo.rotate(tokens.hashRefreshToken(refreshToken), next.hash, now, expMs)
       if (result.status === 'invalid') return null
       if (result.status === 'reused') {
         // RFC 9700 §4.14: a rotated token presented again means one of two parties stole it.
-        const revoked = await repo.revoke(result.sessionId, 'refresh_reuse', now)
-        if (revoked) await store.revoke(sidEntries([result.sessionId], now))
+        await store.revoke(await repo.revoke(result.sessionId, 'refresh_reuse', now))
         log.warn({ event: 'refresh.reuse', userId: result.userId, sessionId: result.sessionId }, 'refresh token reuse: session revoked')
         return null
       }
-      return pair(result.session.userId, result.session.id, next.token, result.session.expiresAt, now)
+      return pair(result.session.userId, result.session.id, iat, next.token, result.session.expiresAt, now)
     },
 
     async renewAccessToken (claims) {
-      const fresh = tokens.signAccessToken(claims.sub, claims.sid)
-      await service.revokeAccessToken(claims)
+      await store.ping() // 503 before anything is written, when the store is down
+      const now = Date.now()
+      const { iat, expMs } = issueTime(now)
+      const consumed = await repo.renew({ jti: claims.jti, sessionId: claims.sid, tokenExpiresAt: claims.exp * 1000, accessExpiresAt: expMs, now })
+      if (consumed === null) throw new InvalidTokenError('Invalid or expired token')
+      const fresh = tokens.signAccessToken(claims.sub, claims.sid, iat)
+      await store.revoke(consumed)
       return fresh
     },
 
     async revokeAccessToken (claims) {
-      await store.ping() // 503 before anything is written, when the store is down
+      await store.ping()
       const now = Date.now()
       const until = claims.exp * 1000
-      await revocationsRepository.add({ jti: claims.jti, sessionId: claims.sid, expiresAt: until, now })
+      await revocationsRepository.revokeToken({ jti: claims.jti, sessionId: claims.sid, expiresAt: until, now })
+      // published even when it was revoked already: a repeat repairs a lost publish
       await store.revoke([{ kind: 'jti', id: claims.jti, until }])
     },
 
     async revoke (sessionId, reason) {
       await store.ping()
-      const now = Date.now()
-      const revoked = await repo.revoke(sessionId, reason, now)
-      if (revoked) await store.revoke(sidEntries([sessionId], now))
-      return revoked
+      const entries = await repo.revoke(sessionId, reason, Date.now())
+      await store.revoke(entries)
+      return entries.length > 0
     },
 
     async revokeAllOfUser (userId, reason, exceptSessionId) {
       await store.ping()
-      const now = Date.now()
-      const ids = await repo.revokeAllOfUser(userId, reason, now, exceptSessionId)
-      if (ids.length > 0) await store.revoke(sidEntries(ids, now))
-      return ids
+      const entries = await repo.revokeAllOfUser(userId, reason, Date.now(), exceptSessionId)
+      await store.revoke(entries)
+      return entries.length
     },
 
     listActive: async (userId) => await repo.listActive(userId, Date.now()),

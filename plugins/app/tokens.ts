@@ -118,7 +118,8 @@ export function hashRefreshToken (token: string): string {
 }
 
 export interface Tokens {
-  signAccessToken (sub: string, sid: string): SignedAccessToken
+  /** `iat` (seconds) when the caller fixed the token's expiry beforehand; now otherwise */
+  signAccessToken (sub: string, sid: string, iat?: number): SignedAccessToken
   verifyAccessToken (token: string): AccessClaims | null
   newRefreshToken: typeof newRefreshToken
   hashRefreshToken: typeof hashRefreshToken
@@ -135,10 +136,9 @@ export default fp(async function tokens (fastify) {
   const verifyAccessToken = createAccessTokenVerifier({ secret: jwt.secret, issuer: jwt.issuer, audience: jwt.audience })
 
   fastify.decorate('tokens', {
-    signAccessToken (sub, sid) {
+    signAccessToken (sub, sid, iat = Math.floor(Date.now() / 1000)) {
       const jti = randomUUID()
       // iat given explicitly so that exp (iat + TTL, added by the signer) is known here too
-      const iat = Math.floor(Date.now() / 1000)
       const token = fastify.jwt.sign({ sub, sid, jti, iat })
       return { token, jti, exp: iat + accessTokenTtl }
     },

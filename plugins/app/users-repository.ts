@@ -1,19 +1,26 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
-import { eq, sql } from 'drizzle-orm'
-import { users } from '../../src/db/schema'
+import { and, eq, gt, isNull, sql } from 'drizzle-orm'
+import { sessions, users } from '../../src/db/schema'
+import { revokeSessionsOfUser } from '../../src/db/revocation-log'
+import type { RevocationEntry } from '../../src/revocation/contract'
 import { UsernameTakenError } from '../../src/errors'
 
 export interface UserRecord {
   id: string
   username: string
   passwordHash: string
+  /** bumped by every password change (see users.credentialVersion in schema.ts) */
+  credentialVersion: number
   createdAt: number
   updatedAt: number
 }
 
 /** What the API shows of a user: no password hash. */
-export type UserProfile = Omit<UserRecord, 'passwordHash'>
+export type UserProfile = Omit<UserRecord, 'passwordHash' | 'credentialVersion'>
+
+/** Why a password change was not made: nothing was written. */
+export type PasswordChangeRefused = 'gone' | 'stale' | 'session_revoked'
 
 /** Data access for accounts. Async so that a second SQL dialect can slot in without touching callers. */
 export interface UsersRepository {
@@ -27,9 +34,18 @@ export interface UsersRepository {
    */
   findProfile (id: string): Promise<UserProfile | undefined>
   findByUsername (username: string): Promise<UserRecord | undefined>
-  /** Throws UsernameTakenError; returns undefined when the user is gone. */
-  update (id: string, change: { username?: string, passwordHash?: string }): Promise<UserRecord | undefined>
-  delete (id: string): Promise<boolean>
+  /** A new username. Throws UsernameTakenError; returns undefined when the user is gone. */
+  rename (id: string, username: string): Promise<UserRecord | undefined>
+  /**
+   * One transaction: the new hash (and username, if given), the version bumped, and every
+   * other session revoked. Made only if the password checked (`expectedVersion`) is still
+   * current and the session asking (`sessionId`) is still live; otherwise nothing is written.
+   * Throws UsernameTakenError.
+   */
+  changePassword (c: { id: string, passwordHash: string, username?: string, expectedVersion: number, sessionId: string, now: number }):
+  Promise<{ user: UserRecord, revoked: RevocationEntry[] } | PasswordChangeRefused>
+  /** One transaction: the account deleted and every session revoked. undefined: no such user. */
+  delete (id: string, now: number): Promise<RevocationEntry[] | undefined>
 }
 
 declare module 'fastify' {
@@ -50,6 +66,7 @@ export default fp(async function usersRepository (fastify) {
     id: users.id,
     username: users.username,
     passwordHash: users.passwordHash,
+    credentialVersion: users.credentialVersion,
     createdAt: users.createdAt,
     updatedAt: users.updatedAt
   }
@@ -72,7 +89,7 @@ export default fp(async function usersRepository (fastify) {
         if (isUniqueViolation(err)) throw new UsernameTakenError()
         throw err
       }
-      return { id: row.id, username, passwordHash, createdAt: now, updatedAt: now }
+      return { id: row.id, username, passwordHash, credentialVersion: 0, createdAt: now, updatedAt: now }
     },
     async findById (id) {
       return byId.get({ id })
@@ -93,25 +110,49 @@ export default fp(async function usersRepository (fastify) {
     async findByUsername (username) {
       return byKey.get({ key: usernameKey(username) })
     },
-    async update (id, change) {
-      const set: Partial<typeof users.$inferInsert> = { updatedAt: Date.now() }
-      if (change.username !== undefined) {
-        set.username = change.username
-        set.usernameKey = usernameKey(change.username)
-      }
-      if (change.passwordHash !== undefined) set.passwordHash = change.passwordHash
+    async rename (id, username) {
       forget(id)
       try {
-        db.update(users).set(set).where(eq(users.id, id)).run()
+        db.update(users).set({ username, usernameKey: usernameKey(username), updatedAt: Date.now() }).where(eq(users.id, id)).run()
       } catch (err) {
         if (isUniqueViolation(err)) throw new UsernameTakenError()
         throw err
       }
       return byId.get({ id })
     },
-    async delete (id) {
+    async changePassword (c) {
+      forget(c.id)
+      try {
+        return db.transaction((tx) => {
+          const asking = tx.select({ id: sessions.id }).from(sessions)
+            .where(and(eq(sessions.id, c.sessionId), isNull(sessions.revokedAt), gt(sessions.expiresAt, c.now))).get()
+          if (asking === undefined) return 'session_revoked' as const
+          const set: Partial<typeof users.$inferInsert> = {
+            passwordHash: c.passwordHash,
+            credentialVersion: sql`${users.credentialVersion} + 1` as unknown as number,
+            updatedAt: c.now
+          }
+          if (c.username !== undefined) {
+            set.username = c.username
+            set.usernameKey = usernameKey(c.username)
+          }
+          const changed = tx.update(users).set(set)
+            .where(and(eq(users.id, c.id), eq(users.credentialVersion, c.expectedVersion))).run().changes > 0
+          if (!changed) return tx.select({ id: users.id }).from(users).where(eq(users.id, c.id)).get() === undefined ? 'gone' as const : 'stale' as const
+          const revoked = revokeSessionsOfUser(tx, c.id, 'password_change', c.now, c.sessionId)
+          return { user: byId.get({ id: c.id })!, revoked }
+        }, { behavior: 'immediate' })
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new UsernameTakenError()
+        throw err
+      }
+    },
+    async delete (id, now) {
       forget(id)
-      return db.delete(users).where(eq(users.id, id)).run().changes > 0
+      return db.transaction((tx) => {
+        if (tx.delete(users).where(eq(users.id, id)).run().changes === 0) return undefined
+        return revokeSessionsOfUser(tx, id, 'account_deleted', now)
+      }, { behavior: 'immediate' })
     }
   }
   fastify.decorate('usersRepository', repo)

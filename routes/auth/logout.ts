@@ -24,7 +24,7 @@ const logout: FastifyPluginAsyncTypebox = async (fastify) => {
     const scope = request.body?.scope ?? 'session'
     if (scope === 'all') {
       const revoked = await fastify.sessions.revokeAllOfUser(claims.sub, 'logout_all')
-      request.log.info({ event: 'logout.all', userId: claims.sub, sessionsRevoked: revoked.length }, 'logged out everywhere')
+      request.log.info({ event: 'logout.all', userId: claims.sub, sessionsRevoked: revoked }, 'logged out everywhere')
     } else {
       await fastify.sessions.revoke(claims.sid, 'logout')
       request.log.info({ event: 'logout', userId: claims.sub, sessionId: claims.sid }, 'logged out')

@@ -67,15 +67,28 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
       ...compatRoute,
       operationId: 'compatDemoUpdateUser',
       summary: 'Change the username and/or password, and renew the token (seed 000); use PATCH /users/me',
-      description: 'As in the seed, no current password is asked: the caller holds a live token. A password change revokes every other session of the user.',
+      description: 'A rename works as in the seed. Unlike the seed, a password change also needs current_password (400 without it, 403 when it is wrong; nothing changes either way), so a stolen access token cannot take the account over. A password change revokes every other session of the user.',
       security: BearerSecurity,
-      body: Type.Object({ username: Type.Optional(Username), password: Type.Optional(Password) }, { additionalProperties: false, minProperties: 1 }),
-      response: { 200: Renewed('User updated successfully'), 400: MessageError, 401: MessageError, 409: MessageError, 503: MessageError, ...commonErrors(413, 415) }
+      body: Type.Object({
+        username: Type.Optional(Username),
+        password: Type.Optional(Password),
+        current_password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'required with password' }))
+      }, { additionalProperties: false, minProperties: 1 }),
+      response: {
+        200: Renewed('User updated successfully'),
+        400: MessageError,
+        401: MessageError,
+        403: MessageError,
+        409: MessageError,
+        503: MessageError,
+        ...commonErrors(413, 415)
+      }
     }
   }, async (request, reply) => {
     const claims = request.auth!
-    const { username, password } = request.body
-    const user = await accounts.update(claims.sub, claims.sid, { username, password }, requestContext(request, reply))
+    const { username, password, current_password: currentPassword } = request.body
+    if (username === undefined && password === undefined) throw fastify.httpErrors.badRequest('Nothing to change: give username and/or password')
+    const user = await accounts.update(claims.sub, claims.sid, { username, password, currentPassword }, requestContext(request, reply))
     if (user === undefined) throw gone()
     const fresh = await sessions.renewAccessToken(claims)
     return { message: 'User updated successfully' as const, token: fresh.token }

@@ -36,7 +36,6 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { username, password, current_password: currentPassword } = request.body
     if (username === undefined && password === undefined) return reply.badRequest('Nothing to change: give username and/or password')
-    if (password !== undefined && currentPassword === undefined) return reply.badRequest('current_password is required to change the password')
     const claims = request.auth!
     const user = await accounts.update(claims.sub, claims.sid, { username, password, currentPassword }, requestContext(request, reply))
     if (user === undefined) throw new InvalidTokenError('User no longer exists')

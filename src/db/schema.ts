@@ -8,6 +8,12 @@ export const users = sqliteTable('users', {
   /** lower-cased username: uniqueness is case-insensitive, the display form is kept as written */
   usernameKey: text('username_key').notNull(),
   passwordHash: text('password_hash').notNull(),
+  /**
+   * Bumped by every password change. A login creates its session only if the version it
+   * checked the password against is still current (in the INSERT itself), so a login that
+   * raced a password change or a deletion never yields a session that outlives it.
+   */
+  credentialVersion: integer('credential_version').notNull().default(0),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull()
 }, (t) => [uniqueIndex('users_username_key_unique').on(t.usernameKey)])
@@ -23,6 +29,11 @@ export const sessions = sqliteTable('sessions', {
   lastUsedAt: integer('last_used_at').notNull(),
   /** absolute end of the session: no refresh after this */
   expiresAt: integer('expires_at').notNull(),
+  /**
+   * The latest `exp` (epoch ms) of any access token issued in this session: a revocation of
+   * the session must be kept until then, whatever ACCESS_TOKEN_TTL is after a restart.
+   */
+  accessExpiresAt: integer('access_expires_at').notNull().default(0),
   revokedAt: integer('revoked_at'),
   revokedReason: text('revoked_reason')
 }, (t) => [
@@ -48,3 +59,18 @@ export const revokedTokens = sqliteTable('revoked_tokens', {
   expiresAt: integer('expires_at').notNull(),
   revokedAt: integer('revoked_at').notNull()
 }, (t) => [index('revoked_tokens_expires_at_idx').on(t.expiresAt)])
+
+/**
+ * Every revocation, in commit order, written in the same transaction as the change it
+ * records (a revoked session, a consumed or revoked access token). It is what the blocklist
+ * is rebuilt from, and what each instance's replica reconciles with (rows after the last
+ * `seq` it saw), so a revocation whose Redis message was lost still reaches every instance.
+ * A row is useless once `until` (epoch ms: when the tokens it covers expire) has passed.
+ */
+export const revocationLog = sqliteTable('revocation_log', {
+  seq: integer('seq').primaryKey({ autoIncrement: true }),
+  kind: text('kind', { enum: ['jti', 'sid'] }).notNull(),
+  targetId: text('target_id').notNull(),
+  until: integer('until').notNull(),
+  createdAt: integer('created_at').notNull()
+}, (t) => [index('revocation_log_until_idx').on(t.until)])

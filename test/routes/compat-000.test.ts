@@ -48,7 +48,7 @@ t.test('the README flow: create, authenticate, validate, get, update, delete', a
   const t3 = body.token
 
   const renamed = uniqueName('renamed')
-  const put = await app.inject({ method: 'PUT', url: '/user', headers: bearer(t3), payload: { username: renamed, password: 'a new long passphrase' } })
+  const put = await app.inject({ method: 'PUT', url: '/user', headers: bearer(t3), payload: { username: renamed, password: 'a new long passphrase', current_password: user.password } })
   t.equal(put.statusCode, 200)
   t.equal(put.json().message, 'User updated successfully')
   const t4 = put.json().token
@@ -234,12 +234,25 @@ t.test('update: validation, 409, and a password change ends the other sessions',
   // A refused update did not use the token up.
   t.equal((await app.inject({ method: 'POST', url: '/validate_token', payload: { token: other } })).statusCode, 200)
 
-  const changed = await app.inject({ method: 'PUT', url: '/user', headers: bearer(token), payload: { password: 'another long passphrase' } })
-  t.equal(changed.statusCode, 200, 'no current password is asked')
+  // Unlike the seed, a password change needs the current password: a stolen token is not enough.
+  const missing = await app.inject({ method: 'PUT', url: '/user', headers: bearer(token), payload: { password: 'another long passphrase' } })
+  t.equal(missing.statusCode, 400, 'without current_password')
+  t.same(Object.keys(missing.json()), ['message'])
+  t.match(missing.json().message, /current_password/)
+  const wrong = await app.inject({ method: 'PUT', url: '/user', headers: bearer(token), payload: { password: 'another long passphrase', current_password: 'not the password' } })
+  t.equal(wrong.statusCode, 403, 'with a wrong current_password')
+  t.same(Object.keys(wrong.json()), ['message'])
+  t.equal((await app.inject({ method: 'POST', url: '/authenticate_user', payload: { username: user.username, password: user.password } })).statusCode, 200, 'nothing changed: the old password still logs in')
+  t.equal((await app.inject({ method: 'POST', url: '/validate_token', payload: { token: other } })).statusCode, 401, 'the other session\'s token was renewed above, so this copy is spent')
+  const other2 = (await app.inject({ method: 'POST', url: '/authenticate_user', payload: { username: user.username, password: user.password } })).json().token
+
+  const changed = await app.inject({ method: 'PUT', url: '/user', headers: bearer(token), payload: { password: 'another long passphrase', current_password: user.password } })
+  t.equal(changed.statusCode, 200, 'with the right current_password')
   token = changed.json().token
   t.equal((await app.inject({ method: 'GET', url: '/user', headers: bearer(token) })).statusCode, 200, 'the renewed token lives')
-  const otherAfter = await app.inject({ method: 'POST', url: '/validate_token', payload: { token: other } })
-  t.equal(otherAfter.statusCode, 401, 'the other session was revoked')
+  const otherAfter = await app.inject({ method: 'POST', url: '/validate_token', payload: { token: other2 } })
+  t.equal(otherAfter.statusCode, 401, 'the other sessions were revoked')
+  t.equal((await app.inject({ method: 'POST', url: '/authenticate_user', payload: { username: user.username, password: 'another long passphrase' } })).statusCode, 200, 'the new password logs in')
 })
 
 t.test('delete kills every token of the user', async (t) => {
@@ -346,7 +359,7 @@ t.test('OpenAPI: the 000 routes are tagged compat, deprecated and fully describe
     ['/authenticate_user', 'post', ['200', '400', '401', '413', '415', '429', '503'], false],
     ['/validate_token', 'post', ['200', '400', '401', '413', '415', '503'], true],
     ['/user', 'get', ['200', '401', '503'], true],
-    ['/user', 'put', ['200', '400', '401', '409', '413', '415', '503'], true],
+    ['/user', 'put', ['200', '400', '401', '403', '409', '413', '415', '503'], true],
     ['/user', 'delete', ['200', '401', '413', '415', '503'], true],
     ['/logout', 'post', ['200', '400', '401', '413', '415', '503'], true]
   ]

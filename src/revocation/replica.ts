@@ -1,0 +1,186 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Redis } from 'ioredis'
+import type { RevocationEntry, RevocationLog } from './contract'
+import { createMemoryStore } from './memory-store'
+
+/**
+ * A local replica of the Redis blocklist, so that protected reads cost no Redis round trip.
+ *
+ * A replica is a promise about the past: "I hold every revocation published before T".
+ * T is made explicit with a heartbeat on the subscriber connection: a PONG proves that
+ * every message Redis published before it saw the PING has arrived (one connection, in
+ * order). The replica is trusted only while such a proof is younger than LEASE_MS, and a
+ * revoking instance waits LEASE_MS after Redis acknowledged its publish before it answers
+ * (redis-store.ts). So once a revocation is answered, every instance either holds it or
+ * has stopped trusting its replica (and reads Redis, or answers 503): a stalled link that
+ * never closes loses trust by itself, and regains it by itself once PONGs come back.
+ *
+ * Messages can still be lost (a reconnect, a revoking instance that died between its
+ * commit and its publish). Three repairs, each cheap:
+ * - every message carries Redis's revocation sequence number; a gap, a reset (FLUSHALL)
+ *   or a heartbeat that finds Redis ahead of what arrived makes the replica reload;
+ * - a reload subscribes first, then loads the database, so nothing falls in between;
+ * - every RECONCILE_MS the replica reads the database's revocation log after the last
+ *   position it saw; anything it did not hold was lost on the way, and is published again
+ *   (which also writes it back into Redis for instances that read Redis directly).
+ */
+export const LEASE_MS = 200
+export const HEARTBEAT_MS = 50
+export const RECONCILE_MS = 1000
+
+export interface ReplicaOptions {
+  /** the main connection (commands) */
+  redis: Redis
+  /** a second connection, for the subscription and its heartbeat */
+  subscriber: Redis
+  channel: string
+  sequenceKey: string
+  log: RevocationLog
+  logger: FastifyBaseLogger
+  /** publishes entries found in the database that never arrived as messages */
+  republish: (entries: RevocationEntry[]) => Promise<void>
+  /** Redis has lost our data (FLUSHALL, restart without persistence): rebuild it */
+  onRedisEmpty: () => void
+  /** the key whose absence means Redis lost our data */
+  markerKey: string
+}
+
+export interface Replica {
+  /** synced, and a heartbeat proof younger than the lease */
+  trusted (): boolean
+  isRevoked (jti: string, sid: string): boolean
+  add (entries: RevocationEntry[]): void
+  /** (Re)subscribes and loads the database; resolves once the replica is synced, or not. */
+  sync (): Promise<boolean>
+  close (): void
+}
+
+export function createReplica (opts: ReplicaOptions): Replica {
+  const { redis, subscriber, channel, sequenceKey, markerKey, log, logger } = opts
+  const memory = createMemoryStore(log)
+  let synced = false
+  let proofAt = -Infinity // performance.now() when the PING of the last good heartbeat was sent
+  let lastSeq = 0 // the highest sequence number received
+  let position = 0 // how far into the database's revocation log we have read
+  let generation = 0 // bumped on every event that may have lost a message
+  let syncing: Promise<boolean> | null = null
+  let beating = false
+  let reconciling = false
+
+  const lose = (why: string) => {
+    if (synced) logger.warn({ event: 'revocation_replica.untrusted', why }, 'revocation replica out of sync; reading Redis until reloaded')
+    synced = false
+    generation++
+  }
+
+  const sync = (): Promise<boolean> => {
+    syncing ??= (async () => {
+      const started = generation
+      try {
+        await subscriber.subscribe(channel)
+        // Subscribed first: whatever is published from now on arrives; what was published
+        // before is already in the database (committed before its publish).
+        lastSeq = 0
+        const current = Number(await redis.get(sequenceKey) ?? 0)
+        const loaded = await log.loadAll(Date.now())
+        memory.add(loaded.entries)
+        position = Math.max(position, loaded.position)
+        lastSeq = Math.max(lastSeq, current)
+        synced = generation === started && subscriber.status === 'ready'
+      } catch (err) {
+        logger.warn({ msg: (err as Error).message }, 'revocation replica reload failed; reading Redis')
+      } finally {
+        syncing = null
+      }
+      if (!synced && generation !== started && subscriber.status === 'ready') return await sync()
+      if (synced) logger.info({ event: 'revocation_replica.synced', position }, 'revocation replica in sync')
+      return synced
+    })()
+    return syncing
+  }
+  const resync = (why: string) => {
+    lose(why)
+    sync().catch(() => {})
+  }
+
+  const onMessage = (from: string, message: string) => {
+    if (from !== channel) return
+    const space = message.indexOf(' ')
+    const seq = Number(message.slice(0, space))
+    let entries: RevocationEntry[]
+    try {
+      entries = JSON.parse(message.slice(space + 1)) as RevocationEntry[]
+    } catch {
+      return resync('unreadable message')
+    }
+    memory.add(entries)
+    if (!Number.isSafeInteger(seq)) return resync('message without a sequence number')
+    if (synced && seq !== lastSeq + 1) {
+      // seq > lastSeq + 1: a message was missed; seq <= lastSeq: the counter was reset (FLUSHALL)
+      return resync(seq > lastSeq ? 'sequence gap' : 'sequence reset')
+    }
+    if (seq > lastSeq) lastSeq = seq
+  }
+
+  const heartbeat = async () => {
+    const started = generation
+    const [seq, marker] = await redis.mget(sequenceKey, markerKey)
+    if (marker === null) opts.onRedisEmpty()
+    const current = Number(seq ?? 0)
+    const sentAt = performance.now()
+    await subscriber.ping()
+    if (generation !== started) return
+    if (!synced) {
+      if (syncing === null) sync().catch(() => {})
+      return
+    }
+    // Every message numbered up to `current` was published before the PING was sent.
+    if (current > lastSeq) return resync('a message did not arrive')
+    if (current < lastSeq) return resync('sequence reset')
+    proofAt = sentAt
+  }
+  const heartbeats = setInterval(() => {
+    if (beating || subscriber.status !== 'ready') return
+    beating = true
+    heartbeat().catch(() => {}).finally(() => { beating = false }) // a missed beat just lets the lease run out
+  }, HEARTBEAT_MS).unref()
+
+  const reconcile = async () => {
+    const found = await log.since(position, Date.now())
+    position = found.position
+    const missed = memory.add(found.entries)
+    if (missed.length > 0) {
+      logger.warn({ event: 'revocation_replica.repaired', entries: missed.length }, 'revocations found in the database that never arrived; publishing them again')
+      await opts.republish(missed)
+    }
+  }
+  const reconciler = setInterval(() => {
+    if (reconciling) return
+    reconciling = true
+    reconcile().catch(() => {}).finally(() => { reconciling = false })
+  }, RECONCILE_MS).unref()
+
+  const onLost = () => lose('connection lost')
+  const onReady = () => { sync().catch(() => {}) }
+  subscriber.on('message', onMessage)
+  subscriber.on('close', onLost)
+  subscriber.on('reconnecting', onLost)
+  subscriber.on('ready', onReady)
+
+  return {
+    trusted: () => synced && performance.now() - proofAt < LEASE_MS,
+    isRevoked: (jti, sid) => memory.isRevoked(jti, sid),
+    add (entries) { memory.add(entries) },
+    sync,
+    close () {
+      clearInterval(heartbeats)
+      clearInterval(reconciler)
+      memory.close()
+      subscriber.off('message', onMessage)
+      subscriber.off('close', onLost)
+      subscriber.off('reconnecting', onLost)
+      subscriber.off('ready', onReady)
+      subscriber.disconnect()
+    }
+  }
+}
