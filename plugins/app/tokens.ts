@@ -35,6 +35,11 @@ export const ACCESS_TOKEN_HEADER = Buffer.from(JSON.stringify({ alg: 'HS256', ty
 const HEADER_PREFIX = ACCESS_TOKEN_HEADER + '.'
 const SIGNATURE_LENGTH = 43 // base64url of 32 bytes, no padding
 const MAX_TOKEN_LENGTH = 4096
+// Exactly three segments over the base64url alphabet, no padding. Checked before anything
+// else reads the text: a latin1 view of U+0130 is '0', so without it a signature character
+// swapped for a non-ASCII look-alike still compared equal. (No backtracking: '.' is outside
+// every class.)
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v)
 const isId = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 128
@@ -76,12 +81,12 @@ export function createAccessTokenVerifier (opts: VerifierOptions): (token: strin
   }
 
   function verifyUncached (token: string): (AccessClaims & { nbf?: number }) | null {
-    if (token.length > MAX_TOKEN_LENGTH || !token.startsWith(HEADER_PREFIX)) return null
-    const dot = token.lastIndexOf('.')
-    if (dot <= HEADER_PREFIX.length || token.length - dot - 1 !== SIGNATURE_LENGTH) return null
+    // The shape check makes every later step see ASCII only: three non-empty segments, the
+    // last one 43 characters long, and the first (with its dot) exactly HEADER_PREFIX.
+    if (token.length > MAX_TOKEN_LENGTH || !TOKEN_SHAPE.test(token) || !token.startsWith(HEADER_PREFIX)) return null
+    const dot = token.length - SIGNATURE_LENGTH - 1
     const signingInput = token.slice(0, dot)
     const payloadPart = token.slice(HEADER_PREFIX.length, dot)
-    if (payloadPart.includes('.')) return null // four or more segments
 
     // The signature must be exactly the canonical encoding of the MAC: comparing the
     // base64url text (constant time) also refuses padding and non-canonical trailing bits.

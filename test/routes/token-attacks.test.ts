@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, bearer, newUser, TEST_SECRET } from '../helper'
+import { build, bearer, login, newUser, TEST_SECRET } from '../helper'
 import { b64, forge, GOOD_HEADER, hmac, parts } from '../jwt-forge'
 
 // SECURITY.md part A, over HTTP: every forged or damaged token is a 401 (never a 5xx),
@@ -101,4 +101,56 @@ t.test('a token whose user no longer exists is 401 on every protected route', as
     const res = await app.inject({ method, url, headers: bearer(ghost.token), payload: method === 'PATCH' ? { username: 'ghostname' } : undefined })
     t.equal(res.statusCode, 401, `${method} ${url}`)
   }
+})
+
+// A character swapped for a non-ASCII one whose low byte is the original (U+0130 for '0',
+// U+0100 + c for any c): a latin1 view of the text cannot tell them apart, the verifier must.
+// Each variant is refused on the bearer route, by introspection and by the compat
+// /validate_token (which revokes the token it accepts: the original must survive all of it).
+t.test('non-ASCII look-alikes of a valid token are refused everywhere, and leave it working', async (t) => {
+  const app = await build(t)
+  const u = await newUser(app)
+  // U+0130 replaces a '0'; log in again until the signature has one (about every other token).
+  let token = u.tokens.access_token
+  for (let i = 0; i < 40 && !token.split('.')[2].includes('0'); i++) token = (await login(app, u.username)).access_token
+  const { h, p, s } = parts(token)
+  t.ok(s.includes('0'), 'a signature with a 0 in it')
+  t.equal((await app.inject({ url: '/users/me', headers: bearer(token) })).statusCode, 200, 'the token is valid')
+
+  const swap = (text: string, at: number, ch: string) => text.slice(0, at) + ch + text.slice(at + 1)
+  const lookAlike = (text: string, at: number, plane = 0x100) => swap(text, at, String.fromCharCode(plane + text.charCodeAt(at)))
+  const variants: Record<string, string> = {
+    'signature: U+0130 for a 0': `${h}.${p}.${swap(s, s.indexOf('0'), '\u0130')}`,
+    'signature: first char + 0x100': `${h}.${p}.${lookAlike(s, 0)}`,
+    'signature: middle char + 0x100': `${h}.${p}.${lookAlike(s, 21)}`,
+    'signature: last char + 0x100': `${h}.${p}.${lookAlike(s, 42)}`,
+    'signature: last char + 0xff00': `${h}.${p}.${lookAlike(s, 42, 0xff00)}`,
+    'signature: every char + 0x100': `${h}.${p}.${[...s].map((c) => String.fromCharCode(0x100 + c.charCodeAt(0))).join('')}`,
+    'payload: U+0130 for a 0': p.includes('0') ? `${h}.${swap(p, p.indexOf('0'), '\u0130')}.${s}` : `${h}.${lookAlike(p, 1)}.${s}`,
+    'payload: first char + 0x100': `${h}.${lookAlike(p, 0)}.${s}`,
+    'payload: last char + 0x100': `${h}.${lookAlike(p, p.length - 1)}.${s}`,
+    'header: U+0130 for a 0': `${swap(h, h.indexOf('0'), '\u0130')}.${p}.${s}`,
+    'header: first char + 0x100': `${lookAlike(h, 0)}.${p}.${s}`
+  }
+
+  for (const [name, variant] of Object.entries(variants)) {
+    t.not(variant, token, `${name}: a different text`)
+    t.equal(Buffer.from(variant, 'latin1').toString('latin1'), token, `${name}: the same bytes under latin1`)
+    const me = await app.inject({ url: '/users/me', headers: { authorization: `Bearer ${variant}` } })
+    t.equal(me.statusCode, 401, `${name}: GET /users/me`)
+    const intro = await app.inject({ method: 'POST', url: '/auth/introspect', payload: { token: variant } })
+    t.same(intro.json(), { active: false }, `${name}: introspection says inactive`)
+  }
+  // Last, as an accepted variant would revoke the token (and hide what the others do).
+  for (const [name, variant] of Object.entries(variants)) {
+    const validate = await app.inject({ method: 'POST', url: '/validate_token', payload: { token: variant } })
+    t.equal(validate.statusCode, 401, `${name}: compat POST /validate_token`)
+    t.same(validate.json(), { message: 'Invalid or expired token' }, `${name}: compat error body`)
+  }
+
+  t.equal((await app.inject({ url: '/users/me', headers: bearer(token) })).statusCode, 200, 'the original still works on /users/me')
+  const intro = await app.inject({ method: 'POST', url: '/auth/introspect', payload: { token } })
+  t.match(intro.json(), { active: true, sub: u.id, jti: parts(token).payload.jti }, 'and is active')
+  const validate = await app.inject({ method: 'POST', url: '/validate_token', payload: { token } })
+  t.equal(validate.statusCode, 200, 'and /validate_token still accepts it (no variant renewed it away)')
 })

@@ -69,6 +69,47 @@ t.test('rejects bad signatures and malformed tokens', async (t) => {
   t.not(verify(good), null, 'the untouched token still verifies')
 })
 
+t.test('refuses every character outside the base64url alphabet, in any segment', async (t) => {
+  const good = forge(GOOD_HEADER, claims(), secret)
+  const [h, p, s] = good.split('.')
+  const swap = (text: string, at: number, ch: string) => text.slice(0, at) + ch + text.slice(at + 1)
+  // Same low byte as the character replaced: equal to the original under a latin1 reading.
+  const lookAlike = (text: string, at: number, plane = 0x100) => swap(text, at, String.fromCharCode(plane + text.charCodeAt(at)))
+  const cases: Record<string, string> = {
+    'signature char + 0x100': `${h}.${p}.${lookAlike(s, 5)}`,
+    'signature last char + 0x100': `${h}.${p}.${lookAlike(s, 42)}`,
+    'signature char + 0xff00': `${h}.${p}.${lookAlike(s, 0, 0xff00)}`,
+    'signature entirely + 0x100': `${h}.${p}.${[...s].map((c) => String.fromCharCode(0x100 + c.charCodeAt(0))).join('')}`,
+    'payload char + 0x100': `${h}.${lookAlike(p, 3)}.${s}`,
+    'header char + 0x100': `${lookAlike(h, 3)}.${p}.${s}`,
+    'header U+0130 for its 0': `${swap(h, h.indexOf('0'), '\u0130')}.${p}.${s}`
+  }
+  if (s.includes('0')) cases['signature U+0130 for a 0'] = `${h}.${p}.${swap(s, s.indexOf('0'), '\u0130')}`
+  // Correctly signed with our key, but not canonical base64url: a decoder that skips what
+  // it does not know would read the same claims.
+  const signed = (payloadText: string) => {
+    const input = `${ACCESS_TOKEN_HEADER}.${payloadText}`
+    return `${input}.${hmac('HS256', secret, input)}`
+  }
+  for (const [name, ch] of Object.entries({ padding: '=', space: ' ', newline: '\n', tab: '\t', NUL: '\0', plus: '+', slash: '/', 'U+0130': '\u0130', 'U+00E9': '\u00e9' })) {
+    cases[`payload with ${name} inside, signed with our key`] = signed(p.slice(0, 8) + ch + p.slice(8))
+    cases[`payload ending in ${name}, signed with our key`] = signed(p + ch)
+  }
+  for (const [name, token] of Object.entries(cases)) t.equal(verify(token), null, name)
+  t.not(verify(good), null, 'the untouched token still verifies')
+})
+
+t.test('a cached token does not vouch for its look-alikes', async (t) => {
+  const cached = createAccessTokenVerifier({ secret, issuer: 'auth-service', audience: 'auth-service' })
+  const good = forge(GOOD_HEADER, claims(), secret)
+  t.not(cached(good), null, 'cached')
+  const variant = good.slice(0, -1) + String.fromCharCode(0x100 + good.charCodeAt(good.length - 1))
+  t.equal(Buffer.from(variant, 'latin1').toString('latin1'), good, 'the same bytes under latin1')
+  t.equal(cached(variant), null, 'the look-alike is refused')
+  t.equal(cached(variant), null, 'and was not cached either')
+  t.not(cached(good), null, 'the original still verifies')
+})
+
 t.test('rejects bad payloads even when correctly signed', async (t) => {
   const now = Math.floor(Date.now() / 1000)
   const cases: Record<string, unknown> = {
@@ -106,7 +147,9 @@ t.test('accepts nbf in the past', async (t) => {
 
 t.test('every token fast-jwt (pinned the same way) refuses, ours refuses too', async (t) => {
   // A cross-check against the library the stack names: our verifier is never looser.
-  const fast = createVerifier({ key: secret.toString('latin1'), algorithms: ['HS256'], allowedIss: 'auth-service', allowedAud: 'auth-service', requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp'], cache: false })
+  // The key as the Buffer it is (a latin1 string would be re-read as UTF-8: another key).
+  const fast = createVerifier({ key: secret, algorithms: ['HS256'], allowedIss: 'auth-service', allowedAud: 'auth-service', requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp'], cache: false })
+  t.ok(fast(forge(GOOD_HEADER, claims(), secret)), 'fast-jwt accepts a good token (same key)')
   const samples = [
     forge(GOOD_HEADER, claims({ exp: 1 }), secret),
     forge({ alg: 'HS512', typ: 'at+jwt' }, claims(), secret, 'HS512'),
