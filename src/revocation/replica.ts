@@ -115,15 +115,17 @@ export function createReplica (opts: ReplicaOptions): Replica {
     }
     memory.add(entries)
     if (!Number.isSafeInteger(seq)) return resync('message without a sequence number')
-    if (synced && seq !== lastSeq + 1) {
-      // seq > lastSeq + 1: a message was missed; seq <= lastSeq: the counter was reset (FLUSHALL)
-      return resync(seq > lastSeq ? 'sequence gap' : 'sequence reset')
-    }
+    // Messages arrive in publish order, so a jump means one was missed. A number at or
+    // below the last one is one that was in flight during a reload (a reset of the counter
+    // by FLUSHALL is caught by the heartbeat).
+    if (synced && seq > lastSeq + 1) return resync('sequence gap')
     if (seq > lastSeq) lastSeq = seq
   }
 
   const heartbeat = async () => {
     const started = generation
+    // Every message received so far was published before this read: none is numbered above it.
+    const received = lastSeq
     const [seq, marker] = await redis.mget(sequenceKey, markerKey)
     if (marker === null) opts.onRedisEmpty()
     const current = Number(seq ?? 0)
@@ -134,9 +136,9 @@ export function createReplica (opts: ReplicaOptions): Replica {
       if (syncing === null) sync().catch(() => {})
       return
     }
+    if (current < received) return resync('sequence reset')
     // Every message numbered up to `current` was published before the PING was sent.
     if (current > lastSeq) return resync('a message did not arrive')
-    if (current < lastSeq) return resync('sequence reset')
     proofAt = sentAt
   }
   const heartbeats = setInterval(() => {
