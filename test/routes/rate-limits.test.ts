@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs'
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { build, PASSWORD, REDIS_URL, redisPrefix, register, requireRedis, startServer, uniqueName, waitFor, type RunningServer } from '../helper'
+import { build, ownRedis, PASSWORD, REDIS_URL, redisPrefix, register, requireRedis, startServer, uniqueName, waitFor, type RunningServer } from '../helper'
 import { LIMITS } from '../../plugins/app/rate-limits'
 
 // Races are tested against real server processes, over one connection per request.
@@ -59,16 +59,19 @@ function checkRetryAfter (t: Test, answers: Answer[], windowMs: number) {
 
 const BURST = 120
 
-t.test('a burst of wrong passwords from one IP: exactly the IP limit gets through, and the account is not locked by it', async (t) => {
-  const server = await startServer(t, { TRUST_PROXY: '1' })
-  const victim = await registerVia(server, '198.51.100.1')
-  const attacker = '203.0.113.10'
-  const answers = await Promise.all(Array.from({ length: BURST }, (_, i) => loginVia(server, attacker, victim, `wrong guess ${i}`)))
-  t.same(tally(answers), { 401: LIMITS.loginFailuresPerIp.max, 429: BURST - LIMITS.loginFailuresPerIp.max }, '50 hashed and refused, 70 never hashed')
-  checkRetryAfter(t, answers, LIMITS.loginFailuresPerIp.windowMs)
-  const owner = await loginVia(server, '198.51.100.2', victim, PASSWORD)
-  t.equal(owner.status, 200, 'the owner, from another IP: the burst spent only 50 of the account\'s 100')
-})
+for (const store of ['memory', 'Redis'] as const) {
+  t.test(`a burst of wrong passwords from one IP (counters in ${store}): exactly the IP limit gets through, and the account is not locked by it`, async (t) => {
+    if (store === 'Redis') await requireRedis(t)
+    const server = await startServer(t, { TRUST_PROXY: '1', ...(store === 'Redis' ? { REDIS_URL, REDIS_PREFIX: redisPrefix() } : {}) })
+    const victim = await registerVia(server, '198.51.100.1')
+    const attacker = '203.0.113.10'
+    const answers = await Promise.all(Array.from({ length: BURST }, (_, i) => loginVia(server, attacker, victim, `wrong guess ${i}`)))
+    t.same(tally(answers), { 401: LIMITS.loginFailuresPerIp.max, 429: BURST - LIMITS.loginFailuresPerIp.max }, '50 hashed and refused, 70 never hashed')
+    checkRetryAfter(t, answers, LIMITS.loginFailuresPerIp.windowMs)
+    const owner = await loginVia(server, '198.51.100.2', victim, PASSWORD)
+    t.equal(owner.status, 200, 'the owner, from another IP: the burst spent only 50 of the account\'s 100')
+  })
+}
 
 t.test('the same burst split across two instances sharing Redis and the database: 50 in total get through', async (t) => {
   await requireRedis(t)
@@ -143,6 +146,22 @@ t.test('TRUST_PROXY as a CIDR list: only those peers are believed, and only for 
   t.equal((await loginFrom('10.1.1.1', '203.0.113.15', user.username, PASSWORD)).statusCode, 429, 'through a trusted proxy: the appended address is limited')
   t.equal((await loginFrom('203.0.113.15', undefined, user.username, PASSWORD)).statusCode, 429, 'and so is that address directly')
   t.equal((await loginFrom('198.51.100.7', '203.0.113.15', user.username, PASSWORD)).statusCode, 200, 'an untrusted peer is counted under its own address, whatever it forwards')
+})
+
+t.test('while Redis is down, login is still limited, counted in this process', async (t) => {
+  const redis = await ownRedis(t)
+  const app = await build(t, { REDIS_URL: redis.url, REDIS_PREFIX: redisPrefix() })
+  const user = await register(app)
+  await redis.stop()
+  const loginFrom = (ip: string, password: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { username: user.username, password }, remoteAddress: ip })
+  for (let i = 0; i < LIMITS.loginFailuresPerIp.max; i++) {
+    const res = await loginFrom('10.7.0.1', `wrong ${i}`)
+    if (res.statusCode !== 401) t.fail(`failure ${i}: ${res.statusCode}`)
+  }
+  const over = await loginFrom('10.7.0.1', PASSWORD)
+  t.equal(over.statusCode, 429, 'the limit holds without Redis')
+  t.ok(Number(over.headers['retry-after']) > 0)
+  t.equal((await loginFrom('10.7.0.2', PASSWORD)).statusCode, 200, 'login does not depend on Redis')
 })
 
 t.test('registrations per client IP are limited', async (t) => {
