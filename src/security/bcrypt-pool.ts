@@ -92,6 +92,9 @@ export function createBcryptPool (threads = Math.max(2, availableParallelism()),
     idleTimeout: Infinity,
     // nice(2) through @napi-rs/nice, per thread on Linux: the event loop keeps its priority.
     niceIncrement: 19,
+    // The worker is plain JavaScript: it needs none of the parent's loaders (tsx and tap's
+    // hooks under test), which would only slow every thread's start.
+    execArgv: [],
     loadBalancer,
     recordTiming: false
   })
