@@ -1,7 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import bcrypt from 'bcrypt'
+import type { FastifyBaseLogger } from 'fastify'
 import { createBcryptPool, type BcryptEngine } from '../../src/security/bcrypt-pool'
+import { ClientGoneError } from '../../src/errors'
 
 /**
  * bcrypt reads only the first 72 bytes and stops at a NUL byte. Every password is first
@@ -12,6 +14,11 @@ export function prehash (password: string): string {
   return createHash('sha256').update(password, 'utf8').digest('base64')
 }
 
+/**
+ * Both may throw OverloadedError (503 + Retry-After: too much hashing queued, refused at
+ * once), PasswordHashingUnavailableError (503: the thread holding the job died) or
+ * ClientGoneError (`signal` aborted while the job was still queued: it never ran).
+ */
 export interface Passwords {
   /** `signal`: the client went away, so work still queued for it is dropped. */
   hash (password: string, signal?: AbortSignal): Promise<string>
@@ -25,13 +32,18 @@ const libuvBcrypt: Pick<BcryptEngine, 'hash' | 'compare'> = {
   compare: async (data, hash) => await bcrypt.compare(data, hash)
 }
 
-export function createPasswords (cost: number, dummyHash: string, engine: Pick<BcryptEngine, 'hash' | 'compare'> = libuvBcrypt): Passwords {
+export function createPasswords (cost: number, dummyHash: string, engine: Pick<BcryptEngine, 'hash' | 'compare'> = libuvBcrypt, log?: FastifyBaseLogger): Passwords {
+  // One line per dropped job: the work a flood of impatient clients did not cost.
+  const noteDrop = (op: 'hash' | 'verify') => (err: unknown): never => {
+    if (err instanceof ClientGoneError) log?.info({ event: 'password_hashing.dropped', op }, 'client gone: queued password hashing dropped')
+    throw err
+  }
   return {
-    hash: async (password) => await engine.hash(prehash(password), cost),
-    async verify (password, hash) {
+    hash: async (password, signal) => await engine.hash(prehash(password), cost, signal).catch(noteDrop('hash')),
+    async verify (password, hash, signal) {
       // An unknown user is checked against a dummy hash of the same cost, so that the
       // answer and its timing do not reveal whether the account exists.
-      const ok = await engine.compare(prehash(password), hash ?? dummyHash)
+      const ok = await engine.compare(prehash(password), hash ?? dummyHash, signal).catch(noteDrop('verify'))
       return ok && hash !== null
     }
   }
@@ -46,6 +58,7 @@ declare module 'fastify' {
 export default fp(async function passwords (fastify) {
   const pool = createBcryptPool()
   fastify.addHook('onClose', async () => { await pool.close() })
+  // Also the pool's first measure of one job's duration, which load shedding needs.
   const dummyHash = await pool.hash(randomBytes(16).toString('base64'), fastify.config.bcryptCost)
-  fastify.decorate('passwords', createPasswords(fastify.config.bcryptCost, dummyHash, pool))
+  fastify.decorate('passwords', createPasswords(fastify.config.bcryptCost, dummyHash, pool, fastify.log))
 }, { name: 'passwords', dependencies: ['config'] })
