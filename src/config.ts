@@ -28,7 +28,10 @@ export const EnvSchema = Type.Object({
   RATE_LIMITS: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
   TRUST_PROXY: Type.Optional(Type.String()),
   LOG_LEVEL: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
-  WORKERS: Type.Optional(Int(1, 64))
+  WORKERS: Type.Optional(Int(1, 64)),
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 256 })),
+  METRICS_PORT: Type.Optional(Int(1, 65535)),
+  SHUTDOWN_DRAIN_MS: Type.Optional(Int(0, 60000))
 })
 export type Env = Static<typeof EnvSchema>
 
@@ -60,6 +63,10 @@ export interface Config {
   trustProxy: false | number | string[]
   logLevel: string
   workers: number
+  /** GET /metrics: with a bearer token on the service's port, and/or on a port of its own */
+  metrics: { token: string | undefined, port: number | undefined }
+  /** how long /health/ready answers 503 before the listener closes, on SIGTERM */
+  shutdownDrainMs: number
 }
 
 export class ConfigError extends Error {
@@ -195,6 +202,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
     rateLimits: (e.RATE_LIMITS ?? 'on') === 'on',
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL ?? 'info',
-    workers
+    workers,
+    metrics: { token: e.METRICS_TOKEN, port: e.METRICS_PORT === undefined ? undefined : intOf(e, 'METRICS_PORT', 0) },
+    shutdownDrainMs: intOf(e, 'SHUTDOWN_DRAIN_MS', 1000)
   }
 }
