@@ -14,6 +14,7 @@ export interface ServiceMetrics {
   /** the metrics read from their sources at scrape time */
   readonly scraped: Array<Gauge | Counter>
   readonly requestDuration: Histogram<'method' | 'route' | 'status_code'>
+  readonly requests: Counter<'method' | 'route' | 'status_code'>
   readonly logins: Counter<'outcome'>
   readonly tokensRejected: Counter<'reason'>
   readonly revocations: Counter<'cause'>
@@ -87,11 +88,12 @@ export function createMetrics (sources: MetricSources): ServiceMetrics {
     scraped,
     requestDuration: new Histogram({
       name: 'http_request_duration_seconds',
-      help: 'time to answer a request, by route (its pattern) and status; _count is the request count',
+      help: 'time to answer a request, by route (its pattern) and status',
       labelNames: ['method', 'route', 'status_code'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers
     }),
+    requests: new Counter({ name: 'http_requests_total', help: 'requests answered, by route (its pattern) and status', labelNames: ['method', 'route', 'status_code'], registers }),
     logins: new Counter({ name: 'auth_logins_total', help: 'login attempts by outcome (every surface)', labelNames: ['outcome'], registers }),
     tokensRejected: new Counter({ name: 'auth_access_tokens_rejected_total', help: 'access tokens refused, by reason', labelNames: ['reason'], registers }),
     revocations: new Counter({ name: 'auth_revocations_total', help: 'sessions and access tokens revoked, by cause', labelNames: ['cause'], registers }),

@@ -114,10 +114,10 @@ export default fp(async function accounts (fastify) {
       if (result === 'gone') return undefined
       if (result === 'session_revoked') throw new InvalidTokenError('Token has been revoked')
       if (result === 'stale') throw new WrongCurrentPasswordError('current_password is no longer the current password')
-      metrics.revocations.inc({ cause: 'password_change' }, result.revoked.length)
-      log.info({ event: 'user.password_changed', userId, sessionsRevoked: result.revoked.length }, 'password changed')
+      metrics.revocations.inc({ cause: 'password_change' }, result.revoked.count)
+      log.info({ event: 'user.password_changed', userId, sessionsRevoked: result.revoked.count }, 'password changed')
       if (change.username !== undefined) log.info({ event: 'user.renamed', userId }, 'username changed')
-      await fastify.revocationStore.revoke(result.revoked)
+      await fastify.revocationStore.revoke(result.revoked.entries)
       return result.user
     },
 
@@ -125,9 +125,9 @@ export default fp(async function accounts (fastify) {
       await fastify.revocationStore.ping() // 503 before anything is deleted, when the store is down
       const revoked = await users.delete(userId, Date.now())
       if (revoked === undefined) return false
-      metrics.revocations.inc({ cause: 'account_deleted' }, revoked.length)
-      log.info({ event: 'user.deleted', userId, sessionsRevoked: revoked.length }, 'account deleted')
-      await fastify.revocationStore.revoke(revoked)
+      metrics.revocations.inc({ cause: 'account_deleted' }, revoked.count)
+      log.info({ event: 'user.deleted', userId, sessionsRevoked: revoked.count }, 'account deleted')
+      await fastify.revocationStore.revoke(revoked.entries)
       return true
     }
   }

@@ -2,7 +2,7 @@ import cluster from 'node:cluster'
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Histogram } from 'prom-client'
+import type { Counter, Histogram } from 'prom-client'
 import { createMetrics, METRICS_REQUEST, type ServiceMetrics } from '../../src/metrics'
 import { errorBody, isDatabaseUnavailable } from './http'
 
@@ -57,17 +57,19 @@ export default fp(async function metrics (fastify) {
 
   // One child per method, route pattern and status, found with one Map look-up: bumping it
   // costs a bucket search, not a label hash (measured in bench/README.md).
-  const children = new Map<string, Histogram.Internal<'method' | 'route' | 'status_code'>>()
+  const children = new Map<string, { duration: ReturnType<Histogram['labels']>, count: ReturnType<Counter['labels']> }>()
   fastify.addHook('onResponse', function (request, reply, done) {
     // unmatched URLs share one label, so a scan of random paths cannot grow the series
     const route = request.routeOptions.url ?? 'unmatched'
     const key = `${request.method} ${reply.statusCode} ${route}`
     let child = children.get(key)
     if (child === undefined) {
-      child = service.requestDuration.labels(request.method, route, String(reply.statusCode))
+      const labels = [request.method, route, String(reply.statusCode)]
+      child = { duration: service.requestDuration.labels(...labels), count: service.requests.labels(...labels) }
       children.set(key, child)
     }
-    child.observe(reply.elapsedTime / 1000)
+    child.duration.observe(reply.elapsedTime / 1000)
+    child.count.inc()
     done()
   })
 

@@ -31,7 +31,7 @@ export interface Sessions {
   revokeAccessToken (claims: AccessClaims): Promise<void>
   /** false: no such session */
   revoke (sessionId: string, reason: RevokeReason): Promise<boolean>
-  /** answers how many sessions the revocation covers */
+  /** answers how many sessions were revoked by this call */
   revokeAllOfUser (userId: string, reason: RevokeReason, exceptSessionId?: string): Promise<number>
   listActive (userId: string): Promise<SessionRecord[]>
   findActive (sessionId: string): Promise<SessionRecord | undefined>
@@ -83,9 +83,9 @@ export default fp(async function sessions (fastify) {
       if (result.status === 'invalid') return null
       if (result.status === 'reused') {
         // RFC 9700 §4.14: a rotated token presented again means one of two parties stole it.
-        const entries = await repo.revoke(result.sessionId, 'refresh_reuse', now)
-        metrics.revocations.inc({ cause: 'refresh_reuse' }, entries.length)
-        await store.revoke(entries)
+        const revoked = await repo.revoke(result.sessionId, 'refresh_reuse', now)
+        metrics.revocations.inc({ cause: 'refresh_reuse' }, revoked.count)
+        await store.revoke(revoked.entries)
         log.warn({ event: 'refresh.reuse', userId: result.userId, sessionId: result.sessionId }, 'refresh token reuse: session revoked')
         return null
       }
@@ -115,18 +115,18 @@ export default fp(async function sessions (fastify) {
 
     async revoke (sessionId, reason) {
       await store.ping()
-      const entries = await repo.revoke(sessionId, reason, Date.now())
-      metrics.revocations.inc({ cause: reason }, entries.length)
-      await store.revoke(entries)
-      return entries.length > 0
+      const revoked = await repo.revoke(sessionId, reason, Date.now())
+      metrics.revocations.inc({ cause: reason }, revoked.count)
+      await store.revoke(revoked.entries)
+      return revoked.entries.length > 0
     },
 
     async revokeAllOfUser (userId, reason, exceptSessionId) {
       await store.ping()
-      const entries = await repo.revokeAllOfUser(userId, reason, Date.now(), exceptSessionId)
-      metrics.revocations.inc({ cause: reason }, entries.length)
-      await store.revoke(entries)
-      return entries.length
+      const revoked = await repo.revokeAllOfUser(userId, reason, Date.now(), exceptSessionId)
+      metrics.revocations.inc({ cause: reason }, revoked.count)
+      await store.revoke(revoked.entries)
+      return revoked.count
     },
 
     listActive: async (userId) => await repo.listActive(userId, Date.now()),

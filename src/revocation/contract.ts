@@ -23,6 +23,16 @@ export interface RevocationEntry {
   until: number
 }
 
+/**
+ * What a revocation in the database answers: the entries to publish (those revoked now and
+ * those revoked before whose tokens still live, so that a repeat repairs a lost publish)
+ * and how many were revoked by this request.
+ */
+export interface Revoked {
+  entries: RevocationEntry[]
+  count: number
+}
+
 export interface RevocationStore {
   readonly kind: 'memory' | 'redis'
   /** Both ids in one look-up; answered synchronously whenever it is answered from memory. */
