@@ -128,7 +128,7 @@ t.test('F4: a stalled link to Redis never lets a revoked token through, and heal
   await trusted(proxy!, b.url, live.access)
   const before = proxy!.count('MGET')
   const reads: number[] = []
-  for (let i = 0; i < 10; i++) reads.push(...await burst(10, () => me(b.url, live.access)))
+  for (let i = 0; i < 10; i++) reads.push(...await burst(10, () => b.url, (target) => me(target, live.access)))
   t.same([...new Set(reads)], [200], '100 reads of a live token on B')
   t.equal(proxy!.count('MGET') - before, 0, 'B answered them from its replica: no MGET sent')
   t.equal(await me(b.url, revoked.access), 401, 'the revoked token stays refused on B')
