@@ -17,17 +17,25 @@ async function timedSession (base: string, username: string) {
 
 /**
  * Fires `change` `lead` ms after the first of up to 12 logins with the password the user had
- * before; a new login starts every `step` ms until the change is answered, each over its own
- * connection. Returns the change's status, the token pairs of the logins answered 200, and
- * how many logins were in flight when the change was answered (started before, answered after).
+ * before. A new login starts every `step` ms until the change is answered, each over its own
+ * connection, while fewer than 3 are in flight: enough to keep both bcrypt threads busy, few
+ * enough that the change never waits long behind them. Returns the change's status, the token
+ * pairs of the logins answered 200, and how many logins were in flight when the change was
+ * answered (sent before, answered after).
  */
 async function loginsDuring (base: string, username: string, change: () => Promise<number>, step: number, lead: number) {
   const logins: Array<Promise<Answer>> = []
-  const state = { changing: true, raced: 0 }
+  const state = { changing: true, inFlight: 0, raced: 0 }
   const firing = (async () => {
     while (state.changing && logins.length < 12) {
-      // A login the server dropped (overloaded machine) was not answered 200: it is only counted out.
-      logins.push(login(base, username).then((answer) => { if (!state.changing) state.raced++; return answer }, () => ({ status: 0, body: null })))
+      if (state.inFlight < 3) {
+        state.inFlight++
+        logins.push(login(base, username).then(
+          (answer) => { if (!state.changing) state.raced++; return answer },
+          // a login the server dropped (an overloaded machine) was not answered 200
+          () => ({ status: 0, body: null })
+        ).finally(() => { state.inFlight-- }))
+      }
       await sleep(step)
     }
   })()
