@@ -1,11 +1,13 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { generateKeyPairSync } from 'node:crypto'
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto'
+import { SignJWT } from 'jose'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, loadConfig } from '../../src/config'
-import { generateSigningJwk, type AsymmetricAlg } from '../../src/signing-keys'
+import { generateSigningJwk, parseKeySet, type AsymmetricAlg } from '../../src/signing-keys'
+import { createAsymmetricAccessTokenVerifier, importVerificationKeys } from '../../plugins/app/tokens'
 import { SERVER_ENTRY } from '../helper'
 
 // JWT_ALG / JWT_KEYS_FILE (API.md, Scale-out and Configuration) and `npm run keys`.
@@ -214,5 +216,43 @@ t.test('the service stops at start naming the variable (built server: npm run bu
     t.equal(res.status, 1, `${JSON.stringify(env).slice(0, 80)}: exits 1`)
     t.match(res.stderr, variable, `names ${variable}`)
     for (const secret of privateParts(ed)) t.notOk(res.stderr.includes(secret), 'prints no key material')
+  }
+})
+
+t.test('asymmetric verifier: jose on first sight, then the verified-token cache (exact text, exp re-checked)', async (t) => {
+  const NOW = Math.floor(Date.now() / 1000)
+  for (const alg of ALGS) {
+    const jwk = generated.get(alg)![0]
+    const [key] = parseKeySet(JSON.stringify({ keys: [jwk] }), alg)
+    const keys = await importVerificationKeys(alg, [key.publicJwk])
+    let clock = NOW
+    const options = { alg, keys, issuer: 'auth-service', audience: 'auth-service', now: () => clock }
+    const verify = createAsymmetricAccessTokenVerifier(options)
+    const token = await new SignJWT({ sub: 'u1', sid: 's1', jti: 'j1' })
+      .setProtectedHeader({ alg, typ: 'at+jwt', kid: key.kid })
+      .setIssuedAt(NOW).setExpirationTime(NOW + 60).setIssuer('auth-service').setAudience('auth-service')
+      .sign(createPrivateKey({ key: jwk as never, format: 'jwk' }))
+
+    const [a, b] = [verify(token), verify(token)]
+    t.ok(a instanceof Promise && b instanceof Promise, `${alg}: first sight: jose, asynchronously`)
+    const [ca, cb] = await Promise.all([a, b])
+    t.same(ca, { sub: 'u1', sid: 's1', jti: 'j1', iat: NOW, exp: NOW + 60 }, 'the claims')
+    t.same(cb, ca, 'requests that arrived together share the verification')
+    t.not(ca, cb, 'each gets its own copy')
+
+    const hit = verify(token)
+    t.notOk(hit instanceof Promise, 'then from the cache, at once')
+    t.same(hit, ca)
+    const lookAlike = token.slice(0, -1) + String.fromCharCode(0x100 + token.charCodeAt(token.length - 1))
+    t.equal(verify(lookAlike), null, 'a non-ASCII look-alike of the cached text is refused at once (the cache is keyed by the exact text)')
+    t.equal(verify(' ' + token), null)
+
+    clock = NOW + 60
+    t.equal(verify(token), null, 'the cached token expires: refused from the cache, at once')
+    t.equal(await verify(token), null, 'and by jose afterwards')
+
+    const uncached = createAsymmetricAccessTokenVerifier({ ...options, cacheSize: 0, now: () => NOW })
+    t.same(await uncached(token), ca)
+    t.ok(uncached(token) instanceof Promise, 'cacheSize 0: jose every time')
   }
 })
