@@ -6,6 +6,8 @@
  *   npm run bench               the full run (under 5 minutes)
  *   npm run bench -- --quick    about a minute: shorter windows, fewer scenarios on Redis
  *   npm run bench -- --profile  also writes the service's CPU profiles to bench/.tmp/profiles
+ *   npm run bench -- --alg EdDSA|ES256|RS256   only `me` and `reject` (memory store), tokens
+ *                               signed with that algorithm; results in bench/.tmp/results-<alg>.json
  *
  * Env: BENCH_REDIS_URL (default REDIS_URL, else redis://127.0.0.1:6379), BCRYPT_COST (12),
  * UV_THREADPOOL_SIZE (passed to the service and to the bcrypt reference alike).
@@ -21,6 +23,7 @@ import { childPids, cpuSeconds, freePort, rssMb, sleep, startChild, stopAll, typ
 import { load, rotate, type LoadResult, type LoadSpec, type Req } from './lib/load'
 import { badTokens } from './lib/tokens'
 import { table, type Row } from './lib/report'
+import { generateSigningJwk, parseKeySet, type AsymmetricAlg, type SigningKey } from '../src/signing-keys'
 
 const ROOT = join(__dirname, '..')
 const SERVER_ENTRY = join(ROOT, 'dist', 'src', 'server.js')
@@ -29,6 +32,16 @@ const START_FLAGS = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')
   .split(/\s+/).filter((arg) => arg.startsWith('--'))
 const QUICK = process.argv.includes('--quick')
 const PROFILE = process.argv.includes('--profile')
+const ALG = (() => {
+  const at = process.argv.indexOf('--alg')
+  if (at < 0) return undefined
+  const alg = process.argv[at + 1]
+  if (alg !== 'EdDSA' && alg !== 'ES256' && alg !== 'RS256') throw new Error('--alg takes EdDSA, ES256 or RS256')
+  return alg as AsymmetricAlg
+})()
+/** with --alg: the service's key set (one key), written next to the database */
+let signingKey: SigningKey | undefined
+let keysFile: string | undefined
 const BCRYPT_COST = Number(process.env.BCRYPT_COST ?? 12)
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const RUN_ID = randomBytes(3).toString('hex')
@@ -101,7 +114,7 @@ async function startServer (dbFile: string, opts: { redis: boolean, workers: num
     PORT: String(port),
     HOST: '127.0.0.1',
     DATABASE_URL: `file:${dbFile}`,
-    JWT_SECRET,
+    ...(ALG === undefined ? { JWT_SECRET } : { JWT_ALG: ALG, JWT_KEYS_FILE: keysFile }),
     JWT_ISSUER: ISSUER,
     JWT_AUDIENCE: AUDIENCE,
     BCRYPT_COST: String(BCRYPT_COST),
@@ -248,7 +261,7 @@ function specOf (kind: string, url: string, conns = P.connections): LoadSpec {
         }))
       }
     case 'reject': {
-      const bad = badTokens({ secret: JWT_SECRET, issuer: ISSUER, audience: AUDIENCE, accessTokens, userIds: users.map((u) => u.id), refreshTokens: seedRefreshTokens, count: P.badTokens })
+      const bad = badTokens({ secret: JWT_SECRET, signingKey: signingKey && ALG && { alg: ALG, kid: signingKey.kid, privateKeyPem: signingKey.privateKeyPem }, issuer: ISSUER, audience: AUDIENCE, accessTokens, userIds: users.map((u) => u.id), refreshTokens: seedRefreshTokens, count: P.badTokens })
       return { ...base, expect: (s) => s === 401, requests: (c) => getReqs('/users/me', bad)(c, conns) }
     }
     case 'refresh': {
@@ -562,6 +575,7 @@ function machine (redisVersion: string | null) {
     redis: redisVersion,
     commit,
     quick: QUICK,
+    jwt_alg: ALG ?? 'HS256',
     started_at: new Date().toISOString(),
     params: P
   }
@@ -581,6 +595,14 @@ async function main () {
   const info = machine(redisVersion)
   log(`${QUICK ? 'quick' : 'full'} run ${RUN_ID}: ${info.cpus} cpus, bcrypt cost ${BCRYPT_COST}, Redis ${redis ? `${redisVersion} at ${REDIS_URL}` : 'not reachable: memory store only'}`)
 
+  if (ALG !== undefined) {
+    const jwk = await generateSigningJwk(ALG)
+    keysFile = join(dir, 'keys.json')
+    writeFileSync(keysFile, JSON.stringify({ keys: [jwk] }), { mode: 0o600 })
+    signingKey = parseKeySet(readFileSync(keysFile, 'utf8'), ALG)[0]
+    log(`JWT_ALG=${ALG}: one generated key, kid ${signingKey.kid}`)
+  }
+
   let ceiling: { child: Child, url: string } | null = null
   let server: Server | null = null
   try {
@@ -595,42 +617,51 @@ async function main () {
     if (probe.text.length !== sample.text.length) throw new Error(`ceiling body is ${probe.text.length} bytes, /users/me ${sample.text.length}`)
     log(`ceiling up, pid ${ceiling.child.pid}, body ${sample.text.length} bytes`)
 
-    log('memory: login and register against bcrypt')
-    await bcryptGroup(server)
-    log(`memory: HTTP scenarios against the ceiling (${P.connections} connections)`)
-    await httpGroup(server, ceiling, ['me', 'protected', 'introspect', 'reject', 'refresh'])
-    log('memory: mixed')
-    await mixed(server)
-    await memoryCheck(server)
-    await server.child.stop()
-    server = null
-
-    if (redis) {
-      // Round 2: the same database (its users and sessions), the blocklist in Redis.
-      server = await startServer(dbFile, { redis: true, workers: 1, label: 'redis' })
-      log(`service up (Redis store), pid ${server.child.pid}`)
-      await httpGroup(server, ceiling, QUICK ? ['me', 'reject'] : ['me', 'protected', 'introspect', 'reject', 'refresh'])
+    if (ALG !== undefined) {
+      // Only what the algorithm changes: verifying (me) and refusing (reject) tokens.
+      log(`memory, ${ALG}: me and reject against the ceiling (${P.connections} connections)`)
+      await httpGroup(server, ceiling, ['me', 'reject'])
+      for (const r of rows) r.jwt_alg = ALG
+      await server.child.stop()
+      server = null
+    } else {
+      log('memory: login and register against bcrypt')
+      await bcryptGroup(server)
+      log(`memory: HTTP scenarios against the ceiling (${P.connections} connections)`)
+      await httpGroup(server, ceiling, ['me', 'protected', 'introspect', 'reject', 'refresh'])
+      log('memory: mixed')
+      await mixed(server)
       await memoryCheck(server)
       await server.child.stop()
       server = null
 
-      // WORKERS=2 (node:cluster), Redis: `me` again, against its own ceilings.
-      server = await startServer(dbFile, { redis: true, workers: 2, label: 'workers2' })
-      log(`service up (Redis store, WORKERS=2), pids ${server.pids().join(', ')}`)
-      const cpuBefore = server.pids().map((p) => cpuSeconds(p) ?? 0)
-      await httpGroup(server, ceiling, ['me'])
-      const cpuAfter = server.pids().map((p) => cpuSeconds(p) ?? 0)
-      const last = rows.filter((r) => r.name === 'me' && r.workers === 2).pop()
-      if (last) last.cpu_seconds_per_process = cpuAfter.map((c, i) => Number((c - cpuBefore[i]).toFixed(2)))
-      const rss = server.pids().map((pid) => ({ pid, rss_mb: rssMb(pid) }))
-      memoryReport.push({ store: 'redis', workers: 2, rss_after_run_mb: Number(rss.reduce((a, x) => a + (x.rss_mb ?? 0), 0).toFixed(1)), per_process: rss })
-      log(`  WORKERS=2 RSS: ${rss.map((x) => `${x.pid}: ${x.rss_mb?.toFixed(1)} MB`).join(', ')}`)
-      await server.child.stop()
-      server = null
-      const deleted = await cleanRedis(redis)
-      log(`removed ${deleted} Redis keys of this run`)
-    } else {
-      unavailable.push({ name: 'me', store: 'redis', reason: `Redis not reachable at ${REDIS_URL}` })
+      if (redis) {
+        // Round 2: the same database (its users and sessions), the blocklist in Redis.
+        server = await startServer(dbFile, { redis: true, workers: 1, label: 'redis' })
+        log(`service up (Redis store), pid ${server.child.pid}`)
+        await httpGroup(server, ceiling, QUICK ? ['me', 'reject'] : ['me', 'protected', 'introspect', 'reject', 'refresh'])
+        await memoryCheck(server)
+        await server.child.stop()
+        server = null
+
+        // WORKERS=2 (node:cluster), Redis: `me` again, against its own ceilings.
+        server = await startServer(dbFile, { redis: true, workers: 2, label: 'workers2' })
+        log(`service up (Redis store, WORKERS=2), pids ${server.pids().join(', ')}`)
+        const cpuBefore = server.pids().map((p) => cpuSeconds(p) ?? 0)
+        await httpGroup(server, ceiling, ['me'])
+        const cpuAfter = server.pids().map((p) => cpuSeconds(p) ?? 0)
+        const last = rows.filter((r) => r.name === 'me' && r.workers === 2).pop()
+        if (last) last.cpu_seconds_per_process = cpuAfter.map((c, i) => Number((c - cpuBefore[i]).toFixed(2)))
+        const rss = server.pids().map((pid) => ({ pid, rss_mb: rssMb(pid) }))
+        memoryReport.push({ store: 'redis', workers: 2, rss_after_run_mb: Number(rss.reduce((a, x) => a + (x.rss_mb ?? 0), 0).toFixed(1)), per_process: rss })
+        log(`  WORKERS=2 RSS: ${rss.map((x) => `${x.pid}: ${x.rss_mb?.toFixed(1)} MB`).join(', ')}`)
+        await server.child.stop()
+        server = null
+        const deleted = await cleanRedis(redis)
+        log(`removed ${deleted} Redis keys of this run`)
+      } else {
+        unavailable.push({ name: 'me', store: 'redis', reason: `Redis not reachable at ${REDIS_URL}` })
+      }
     }
   } finally {
     if (server) await server.child.stop()
@@ -662,7 +693,10 @@ async function main () {
     targets,
     failures
   }
-  writeFileSync(join(__dirname, 'results.json'), JSON.stringify(results, null, 2) + '\n')
+  // A --alg run measures two scenarios only: it does not replace the full run's record.
+  const resultsFile = ALG === undefined ? join(__dirname, 'results.json') : join(__dirname, '.tmp', `results-${ALG}.json`)
+  if (ALG !== undefined) mkdirSync(join(__dirname, '.tmp'), { recursive: true })
+  writeFileSync(resultsFile, JSON.stringify(results, null, 2) + '\n')
 
   const out: string[] = ['', table(sorted), '']
   for (const u of unavailable) out.push(`unavailable: ${u.name} (${u.store}): ${u.reason}`)
@@ -675,7 +709,7 @@ async function main () {
   if (mixedRow) out.push(`mixed: reads at ${mixedRow.paced_rate}/s, p99 ${mixedRow.p99_ms.toFixed(2)} ms under a login storm (${(mixedRow.storm_logins_rps as number).toFixed(1)} logins/s) vs ${(mixedRow.p99_alone_ms as number).toFixed(2)} ms alone: x${(mixedRow.p99_ratio as number).toFixed(2)}`)
   out.push('', 'targets:')
   for (const t of targets) out.push(`  ${t.met === null ? 'n/a ' : t.met ? 'met ' : 'MISS'}  ${t.target}: ${t.value}`)
-  out.push('', `${QUICK ? 'quick' : 'full'} run in ${elapsed.toFixed(0)} s; results in bench/results.json`)
+  out.push('', `${QUICK ? 'quick' : 'full'} run${ALG === undefined ? '' : ` (JWT_ALG=${ALG})`} in ${elapsed.toFixed(0)} s; results in ${resultsFile.slice(ROOT.length + 1)}`)
   if (failures.length > 0) {
     out.push('', 'FAILED: errors or unexpected statuses in scenarios that must succeed:')
     for (const f of failures) out.push(`  ${f}`)

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { isJwtAlg, JWT_ALGS, KeyFileError, readKeySet, type JwtAlg, type SigningKey } from './signing-keys'
 
 /**
  * The environment, as a TypeBox schema. It is read once, at start (`loadConfig`);
@@ -18,6 +19,8 @@ export const EnvSchema = Type.Object({
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   REDIS_PREFIX: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,64}$' })),
   JWT_SECRET: Type.Optional(Type.String()),
+  JWT_ALG: Type.Optional(Type.String()),
+  JWT_KEYS_FILE: Type.Optional(Type.String()),
   JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
   JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
   ACCESS_TOKEN_TTL: Type.Optional(Int(30, 86400)),
@@ -44,9 +47,14 @@ export interface Config {
   /** prefix of every Redis key this service writes, so that instances or tests can share a server */
   redisPrefix: string
   jwt: {
+    /** the one algorithm access tokens are signed and verified with */
+    alg: JwtAlg
+    /** the HS256 key; empty (and JWT_SECRET not read) with an asymmetric alg */
     secret: Buffer
     /** true when no JWT_SECRET was given and a random one was made at start */
     ephemeralSecret: boolean
+    /** EdDSA/ES256/RS256: JWT_KEYS_FILE's keys, the first one signs; none with HS256 */
+    keys: SigningKey[]
     issuer: string
     audience: string
   }
@@ -159,9 +167,24 @@ export function loadConfig (source: Record<string, string | undefined> = process
   const e = env as Env
   const production = e.NODE_ENV === 'production'
 
-  let secret: Buffer
+  const alg = e.JWT_ALG ?? 'HS256'
+  if (!isJwtAlg(alg)) throw new ConfigError('JWT_ALG', `must be one of ${JWT_ALGS.join(', ')}`)
+  let secret = Buffer.alloc(0)
   let ephemeralSecret = false
-  if (e.JWT_SECRET !== undefined) {
+  let keys: SigningKey[] = []
+  if (alg !== 'HS256') {
+    // JWT_SECRET is not read: the keys of JWT_KEYS_FILE sign and verify.
+    if (e.JWT_KEYS_FILE === undefined) throw new ConfigError('JWT_KEYS_FILE', `is required when JWT_ALG=${alg} (a JWK Set of private keys; npm run keys -- generate)`)
+    try {
+      keys = readKeySet(e.JWT_KEYS_FILE, alg)
+    } catch (err) {
+      if (err instanceof KeyFileError) throw new ConfigError('JWT_KEYS_FILE', err.message)
+      throw err
+    }
+  } else if (e.JWT_KEYS_FILE !== undefined) {
+    // Most likely a forgotten JWT_ALG: starting on a random HS256 key instead would be half-configured.
+    throw new ConfigError('JWT_KEYS_FILE', 'is set, but JWT_ALG is HS256 (the default): set JWT_ALG to the algorithm of its keys, or unset JWT_KEYS_FILE')
+  } else if (e.JWT_SECRET !== undefined) {
     secret = Buffer.from(e.JWT_SECRET, 'utf8')
     if (secret.length < 32) throw new ConfigError('JWT_SECRET', 'must be at least 32 bytes (256 bits) for HS256')
     if (e.JWT_SECRET.trim() !== e.JWT_SECRET) throw new ConfigError('JWT_SECRET', 'must not start or end with whitespace')
@@ -189,8 +212,10 @@ export function loadConfig (source: Record<string, string | undefined> = process
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX ?? 'auth:',
     jwt: {
+      alg,
       secret,
       ephemeralSecret,
+      keys,
       issuer: e.JWT_ISSUER ?? 'auth-service',
       audience: e.JWT_AUDIENCE ?? 'auth-service'
     },

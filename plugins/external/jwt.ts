@@ -1,18 +1,26 @@
+import { createPublicKey } from 'node:crypto'
 import jwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import type { FastifyInstance } from 'fastify'
 
 /**
- * @fastify/jwt signs the access tokens: HS256 only, `typ: at+jwt`, our `iss`/`aud`.
- * Its verifier is configured just as strictly (pinned algorithm, issuer, audience, required
- * claims, no cache), but the hot path verifies with plugins/app/tokens.ts: see there why.
+ * @fastify/jwt (fast-jwt) signs the access tokens of an asymmetric JWT_ALG (EdDSA, ES256,
+ * RS256) with the first key of JWT_KEYS_FILE, its `kid` in the header, `typ: at+jwt`, our
+ * `iss`/`aud`. HS256 tokens are signed by plugins/app/tokens.ts itself, over the header
+ * constant its verifier requires (see there why); the plugin then holds the HS256 key but
+ * signs nothing. Its verifier is configured just as strictly (pinned algorithm, issuer,
+ * audience, required claims, no cache), but the service verifies with plugins/app/tokens.ts.
  */
 export const autoConfig = (fastify: FastifyInstance): FastifyJWTOptions => {
   const { jwt: cfg, accessTokenTtl } = fastify.config
+  const signer = cfg.alg === 'HS256' ? undefined : cfg.keys[0]
   return {
-    secret: cfg.secret,
+    secret: signer === undefined
+      ? cfg.secret
+      : { private: signer.privateKeyPem, public: createPublicKey(signer.privateKeyPem).export({ format: 'pem', type: 'spki' }) as string },
     decoratorName: 'jwtPayload',
     sign: {
-      algorithm: 'HS256',
+      algorithm: cfg.alg,
+      ...(signer === undefined ? {} : { kid: signer.kid }),
       iss: cfg.issuer,
       aud: cfg.audience,
       expiresIn: `${accessTokenTtl}s`,
@@ -20,7 +28,7 @@ export const autoConfig = (fastify: FastifyInstance): FastifyJWTOptions => {
       ...({ typ: 'at+jwt' } as object)
     },
     verify: {
-      algorithms: ['HS256'],
+      algorithms: [cfg.alg],
       allowedIss: cfg.issuer,
       allowedAud: cfg.audience,
       requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp', 'iss', 'aud'],

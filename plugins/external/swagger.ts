@@ -21,6 +21,7 @@ export default fp(async function openapi (fastify) {
         { name: 'auth', description: 'register, login, refresh, logout, introspection' },
         { name: 'users', description: 'the current user and their sessions' },
         { name: 'health', description: 'liveness and dependencies' },
+        { name: 'keys', description: 'public keys that verify access tokens' },
         { name: 'compat', description: 'routes of the two Flask services this one replaces (deprecated)' }
       ]
     },

@@ -21,7 +21,7 @@ t.test('revocations survive a restart of the service (memory store, same databas
   t.equal((await first.inject({ method: 'POST', url: '/auth/logout', headers: loggedOut.auth })).statusCode, 204)
   t.equal((await first.inject({ method: 'DELETE', url: '/users/me', headers: deleted.auth })).statusCode, 204)
   t.equal((await first.inject({ method: 'POST', url: '/auth/logout', headers: everywhere.auth, payload: { scope: 'all' } })).statusCode, 204)
-  await first.sessions.revokeAccessToken(first.tokens.verifyAccessToken(renewed.tokens.access_token)!)
+  await first.sessions.revokeAccessToken((await first.tokens.verifyAccessToken(renewed.tokens.access_token))!)
   await first.close()
 
   const second = await build(t, env)

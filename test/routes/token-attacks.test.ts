@@ -82,7 +82,7 @@ t.test('revocation: a revoked jti and a revoked sid are refused at once', async 
   const app = await build(t)
   const u = await newUser(app)
   const sibling = await newUser(app)
-  const claims = app.tokens.verifyAccessToken(u.tokens.access_token)!
+  const claims = (await app.tokens.verifyAccessToken(u.tokens.access_token))!
   await app.sessions.revokeAccessToken(claims)
   t.equal((await app.inject({ url: '/users/me', headers: u.auth })).statusCode, 401, 'revoked jti')
   const fresh = app.tokens.signAccessToken(u.id, claims.sid)

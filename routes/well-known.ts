@@ -1,0 +1,45 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+
+/**
+ * Long enough that downstream verifiers do not ask on every token, short enough that a key
+ * added to JWT_KEYS_FILE is everywhere soon after the roll (README: "Signing keys and rotation").
+ */
+export const JWKS_MAX_AGE = 300
+
+// Public members only: the serializer drops anything else, so a private member (d, p, q...)
+// could not leave even if one reached the set.
+const PublicJwk = Type.Object({
+  kty: Type.Union([Type.Literal('OKP'), Type.Literal('EC'), Type.Literal('RSA')]),
+  crv: Type.Optional(Type.String({ description: 'OKP and EC keys' })),
+  x: Type.Optional(Type.String({ description: 'OKP and EC keys' })),
+  y: Type.Optional(Type.String({ description: 'EC keys' })),
+  n: Type.Optional(Type.String({ description: 'RSA keys' })),
+  e: Type.Optional(Type.String({ description: 'RSA keys' })),
+  kid: Type.String(),
+  alg: Type.Union([Type.Literal('EdDSA'), Type.Literal('ES256'), Type.Literal('RS256')]),
+  use: Type.Literal('sig')
+}, { additionalProperties: false })
+
+const JwkSet = Type.Object({
+  keys: Type.Array(PublicJwk, { description: 'every key that verifies access tokens (the first one signs new ones); empty with HS256' })
+}, { additionalProperties: false })
+
+const wellKnown: FastifyPluginAsyncTypebox = async (fastify) => {
+  const cacheControl = `public, max-age=${JWKS_MAX_AGE}`
+  fastify.get('/.well-known/jwks.json', {
+    schema: {
+      operationId: 'jwks',
+      tags: ['keys'],
+      summary: 'Public keys that verify access tokens (JWK Set, RFC 7517)',
+      description: 'With JWT_ALG EdDSA, ES256 or RS256: the public part of every key in JWT_KEYS_FILE. With HS256: no keys (a shared secret is never published).',
+      response: { 200: JwkSet }
+    }
+  }, async (_request, reply) => {
+    // replaces the no-store every answer gets (plugins/app/http.ts): public keys may be cached
+    reply.header('cache-control', cacheControl)
+    return fastify.tokens.jwks
+  })
+}
+
+export default wellKnown
