@@ -56,7 +56,7 @@ t.test('with Redis: outage answers 503 (fail closed), recovery, restart and FLUS
   t.equal((await app.inject({ url: '/users/me', headers: live.auth })).statusCode, 200)
   // The answers above may come from the in-process replica: prove that Redis itself was
   // rebuilt, for the instances that read it.
-  const sidKey = `${prefix}sid:${app.tokens.verifyAccessToken(revoked.tokens.access_token)!.sid}`
+  const sidKey = `${prefix}sid:${(await app.tokens.verifyAccessToken(revoked.tokens.access_token))!.sid}`
   const reader = new Redis(server.url)
   t.teardown(() => reader.disconnect())
   const rebuilt = await waitFor(async () => (await reader.exists(sidKey)) === 1, 5000).then(() => true, () => false)
