@@ -4,7 +4,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 export const METRICS_REQUEST = 'auth-service:metrics'
 
 export type LoginOutcome = 'success' | 'bad_credentials' | 'rate_limited' | 'shed'
-export type RejectReason = 'missing' | 'malformed' | 'bad_signature' | 'expired' | 'revoked' | 'user_gone'
+export type RejectReason = 'missing' | 'malformed' | 'bad_signature' | 'expired' | 'revoked'
 export type RevocationCause = 'logout' | 'logout_all' | 'password_change' | 'account_deleted' | 'refresh_reuse' | 'user_revoked' | 'renewal'
 export type RefreshOutcome = 'rotated' | 'reuse_detected' | 'invalid'
 

@@ -44,7 +44,10 @@ export function bearerToken (request: FastifyRequest): string | undefined {
 }
 
 export default fp(async function authenticate (fastify) {
-  const { tokens, revocationStore: store } = fastify
+  const { tokens, revocationStore: store, metrics } = fastify
+  // Refusals by reason: malformed, bad_signature and expired are counted by the verifier.
+  const missing = metrics.tokensRejected.labels('missing')
+  const revoked = metrics.tokensRejected.labels('revoked')
 
   fastify.decorateRequest('auth', null)
 
@@ -66,7 +69,10 @@ export default fp(async function authenticate (fastify) {
     const authenticateHook: Hook = function (request, reply, done) {
       const token = bearerToken(request)
       const claims = token === undefined ? null : tokens.verifyAccessToken(token)
-      if (claims === null) return reject(reply, done, request.headers.authorization === undefined ? MISSING : INVALID)
+      if (claims === null) {
+        if (token === undefined) missing.inc()
+        return reject(reply, done, request.headers.authorization === undefined ? MISSING : INVALID)
+      }
       if (claims instanceof Promise) {
         // An asymmetric JWT_ALG's first sight of a token (jose verifies asynchronously).
         claims.then((verified) => {
@@ -83,8 +89,15 @@ export default fp(async function authenticate (fastify) {
       const claims = request.auth as AccessClaims
       const answer = store.isRevoked(claims.jti, claims.sid)
       if (answer === false) return done()
-      if (answer === true) return reject(reply, done, REVOKED)
-      answer.then((isRevoked) => (isRevoked ? reject(reply, done, REVOKED) : done()), done)
+      if (answer === true) {
+        revoked.inc()
+        return reject(reply, done, REVOKED)
+      }
+      answer.then((isRevoked) => {
+        if (!isRevoked) return done()
+        revoked.inc()
+        reject(reply, done, REVOKED)
+      }, done)
     }
     return { authenticateHook, checkRevocationHook }
   }
@@ -97,9 +110,13 @@ export default fp(async function authenticate (fastify) {
   fastify.decorate('checkRevocationToErrorHandler', viaErrorHandler.checkRevocationHook)
 
   fastify.decorate('resolveAccessToken', async function (token: string | undefined) {
+    if (token === undefined) missing.inc()
     const claims = token === undefined ? null : await tokens.verifyAccessToken(token)
     if (claims === null) throw new InvalidTokenError()
-    if (await store.isRevoked(claims.jti, claims.sid)) throw new InvalidTokenError('Token has been revoked')
+    if (await store.isRevoked(claims.jti, claims.sid)) {
+      revoked.inc()
+      throw new InvalidTokenError('Token has been revoked')
+    }
     return claims
   })
-}, { name: 'authenticate', dependencies: ['tokens', 'revocation-store', 'http'] })
+}, { name: 'authenticate', dependencies: ['tokens', 'revocation-store', 'http', 'metrics'] })

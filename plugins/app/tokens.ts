@@ -17,7 +17,11 @@ export interface SignedAccessToken {
   exp: number
 }
 
+/** Why a token was refused, for metrics: reported through `onReject`, only on refusals. */
+export type TokenRejection = 'malformed' | 'bad_signature' | 'expired'
+
 export interface VerifierOptions {
+  onReject?: (why: TokenRejection) => void
   secret: Buffer
   issuer: string
   audience: string
@@ -56,13 +60,13 @@ type VerifiedClaims = AccessClaims & { nbf?: number }
  * sub/sid/jti, integer iat/exp, exactly our iss and aud (an array, even one that contains
  * ours, is refused), not expired, and no nbf in the future.
  */
-function claimsOf (payload: unknown, issuer: string, audience: string, t: number): VerifiedClaims | null {
-  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return null
+function claimsOf (payload: unknown, issuer: string, audience: string, t: number): VerifiedClaims | 'malformed' | 'expired' {
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return 'malformed'
   const p = payload as Record<string, unknown>
-  if (!isId(p.sub) || !isId(p.sid) || !isId(p.jti) || !isInt(p.iat) || !isInt(p.exp)) return null
-  if (p.iss !== issuer || p.aud !== audience) return null
-  if (p.exp <= t) return null
-  if (p.nbf !== undefined && (!isInt(p.nbf) || p.nbf > t)) return null
+  if (!isId(p.sub) || !isId(p.sid) || !isId(p.jti) || !isInt(p.iat) || !isInt(p.exp)) return 'malformed'
+  if (p.iss !== issuer || p.aud !== audience) return 'malformed'
+  if (p.nbf !== undefined && !isInt(p.nbf)) return 'malformed'
+  if (p.exp <= t || (p.nbf !== undefined && p.nbf > t)) return 'expired'
   return { sub: p.sub, sid: p.sid, jti: p.jti, iat: p.iat, exp: p.exp, nbf: p.nbf as number | undefined }
 }
 
@@ -98,6 +102,7 @@ export function createAccessTokenVerifier (opts: VerifierOptions): (token: strin
   // is never cached here (the blocklist is asked on every request).
   const cacheSize = opts.cacheSize ?? 10_000
   const verified = new Map<string, VerifiedClaims>()
+  const onReject = opts.onReject ?? (() => {})
 
   return function verifyAccessToken (token) {
     if (typeof token !== 'string') return null
@@ -106,21 +111,27 @@ export function createAccessTokenVerifier (opts: VerifierOptions): (token: strin
       const t = now()
       if (hit.exp > t && (hit.nbf === undefined || hit.nbf <= t)) return { sub: hit.sub, sid: hit.sid, jti: hit.jti, iat: hit.iat, exp: hit.exp }
       verified.delete(token)
+      onReject('expired')
       return null
     }
     const claims = verifyUncached(token)
-    if (claims !== null && cacheSize > 0) {
+    if (typeof claims === 'string') {
+      onReject(claims)
+      return null
+    }
+    if (cacheSize > 0) {
       if (verified.size >= cacheSize) verified.clear() // bounded; refilled by the next requests
       verified.set(token, claims)
     }
-    if (claims === null) return null
     return { sub: claims.sub, sid: claims.sid, jti: claims.jti, iat: claims.iat, exp: claims.exp }
   }
 
-  function verifyUncached (token: string): VerifiedClaims | null {
+  function verifyUncached (token: string): VerifiedClaims | TokenRejection {
     // The shape check makes every later step see ASCII only: three non-empty segments, the
     // last one 43 characters long, and the first (with its dot) exactly HEADER_PREFIX.
-    if (token.length > MAX_TOKEN_LENGTH || !TOKEN_SHAPE.test(token) || !token.startsWith(HEADER_PREFIX)) return null
+    if (token.length > MAX_TOKEN_LENGTH || !TOKEN_SHAPE.test(token)) return 'malformed'
+    // another header: another algorithm (none included), a key id, crit ...: not signed by us
+    if (!token.startsWith(HEADER_PREFIX)) return 'bad_signature'
     const dot = token.length - SIGNATURE_LENGTH - 1
     const signingInput = token.slice(0, dot)
     const payloadPart = token.slice(HEADER_PREFIX.length, dot)
@@ -129,13 +140,13 @@ export function createAccessTokenVerifier (opts: VerifierOptions): (token: strin
     // base64url text (constant time) also refuses padding and non-canonical trailing bits.
     const mac = createHmac('sha256', secret).update(signingInput).digest('base64url')
     expectedSig.write(mac, 'latin1')
-    if (!timingSafeEqual(expectedSig, Buffer.from(token.slice(dot + 1), 'latin1'))) return null
+    if (!timingSafeEqual(expectedSig, Buffer.from(token.slice(dot + 1), 'latin1'))) return 'bad_signature'
 
     let payload: unknown
     try {
       payload = JSON.parse(Buffer.from(payloadPart, 'base64url').toString('utf8'))
     } catch {
-      return null
+      return 'malformed'
     }
     return claimsOf(payload, issuer, audience, now())
   }
@@ -167,6 +178,7 @@ export interface AsymmetricVerifierOptions {
   now?: () => number
   /** how many verified tokens to remember (0: none) */
   cacheSize?: number
+  onReject?: (why: TokenRejection) => void
 }
 
 const ANY_TOKEN_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
@@ -192,6 +204,7 @@ export function createAsymmetricAccessTokenVerifier (opts: AsymmetricVerifierOpt
   // Requests that arrive together with the same new token share one verification.
   const pending = new Map<string, Promise<VerifiedClaims | null>>()
   const copy = (c: VerifiedClaims | null): AccessClaims | null => (c === null ? null : { sub: c.sub, sid: c.sid, jti: c.jti, iat: c.iat, exp: c.exp })
+  const onReject = opts.onReject ?? (() => {})
 
   return function verifyAccessToken (token) {
     if (typeof token !== 'string') return null
@@ -200,12 +213,16 @@ export function createAsymmetricAccessTokenVerifier (opts: AsymmetricVerifierOpt
       const t = now()
       if (hit.exp > t && (hit.nbf === undefined || hit.nbf <= t)) return copy(hit)
       verified.delete(token)
+      onReject('expired')
       return null
     }
     const inFlight = pending.get(token)
     if (inFlight !== undefined) return inFlight.then(copy)
     const key = keyFor(token)
-    if (key === null) return null
+    if (typeof key === 'string') {
+      onReject(key)
+      return null
+    }
     const verification = verifySignature(token, key).then((claims) => {
       pending.delete(token)
       if (claims !== null && cacheSize > 0) {
@@ -219,26 +236,28 @@ export function createAsymmetricAccessTokenVerifier (opts: AsymmetricVerifierOpt
   }
 
   /** The key the header names, when everything jose does not check strictly enough holds. */
-  function keyFor (token: string): VerificationKey | null {
-    if (token.length > MAX_TOKEN_LENGTH || !ANY_TOKEN_SHAPE.test(token)) return null
+  function keyFor (token: string): VerificationKey | TokenRejection {
+    if (token.length > MAX_TOKEN_LENGTH || !ANY_TOKEN_SHAPE.test(token)) return 'malformed'
     const dot1 = token.indexOf('.')
     const dot2 = token.indexOf('.', dot1 + 1)
     const headerPart = token.slice(0, dot1)
     const headerBytes = Buffer.from(headerPart, 'base64url')
-    if (headerBytes.toString('base64url') !== headerPart) return null
+    if (headerBytes.toString('base64url') !== headerPart) return 'malformed'
     let header: unknown
     try {
       header = JSON.parse(headerBytes.toString('utf8'))
     } catch {
-      return null
+      return 'malformed'
     }
-    if (header === null || typeof header !== 'object' || Array.isArray(header)) return null
+    if (header === null || typeof header !== 'object' || Array.isArray(header)) return 'malformed'
     const h = header as Record<string, unknown>
-    if (Object.keys(h).length !== 3 || h.alg !== alg || h.typ !== ACCESS_TOKEN_TYP || typeof h.kid !== 'string') return null
+    // another algorithm, key or header member: not signed by one of our keys
+    if (Object.keys(h).length !== 3 || h.alg !== alg || h.typ !== ACCESS_TOKEN_TYP || typeof h.kid !== 'string') return 'bad_signature'
     const key = byKid.get(h.kid)
-    if (key === undefined) return null
+    if (key === undefined) return 'bad_signature'
     const signature = token.slice(dot2 + 1)
-    if (signature.length !== key.signatureLength || !canonical(signature) || !canonical(token.slice(dot1 + 1, dot2))) return null
+    if (signature.length !== key.signatureLength || !canonical(signature)) return 'bad_signature'
+    if (!canonical(token.slice(dot1 + 1, dot2))) return 'malformed'
     return key
   }
 
@@ -252,9 +271,15 @@ export function createAsymmetricAccessTokenVerifier (opts: AsymmetricVerifierOpt
         requiredClaims: REQUIRED_CLAIMS,
         currentDate: new Date(now() * 1000)
       })
-      return claimsOf(payload, issuer, audience, now())
-    } catch {
-      return null // whatever jose refuses is a 401, never a 5xx
+      const claims = claimsOf(payload, issuer, audience, now())
+      if (typeof claims !== 'string') return claims
+      onReject(claims)
+      return null
+    } catch (err) {
+      // whatever jose refuses is a 401, never a 5xx
+      const code = (err as { code?: string }).code
+      onReject(code === 'ERR_JWT_EXPIRED' ? 'expired' : code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' ? 'bad_signature' : 'malformed')
+      return null
     }
   }
 }
@@ -292,19 +317,20 @@ declare module 'fastify' {
 export default fp(async function tokens (fastify) {
   const { jwt, accessTokenTtl } = fastify.config
   const { issuer, audience } = jwt
+  const onReject = (why: TokenRejection) => { fastify.metrics.tokensRejected.inc({ reason: why }) }
   let sign: (claims: { sub: string, sid: string, jti: string, iat: number }) => string
   let verifyAccessToken: Tokens['verifyAccessToken']
   let jwks: Tokens['jwks']
   if (jwt.alg === 'HS256') {
     sign = createHs256Signer({ secret: jwt.secret, issuer, audience, ttl: accessTokenTtl })
-    verifyAccessToken = createAccessTokenVerifier({ secret: jwt.secret, issuer, audience })
+    verifyAccessToken = createAccessTokenVerifier({ secret: jwt.secret, issuer, audience, onReject })
     jwks = Object.freeze({ keys: Object.freeze([]) as unknown as PublicJwk[] }) // a shared secret is never published
   } else {
     // fast-jwt (plugins/external/jwt.ts): the first key of JWT_KEYS_FILE, its kid in the
     // header, iss/aud, exp = iat + TTL. Every key of the file verifies.
     sign = (claims) => fastify.jwt.sign(claims)
     const published = jwt.keys.map((k) => Object.freeze({ ...k.publicJwk }))
-    verifyAccessToken = createAsymmetricAccessTokenVerifier({ alg: jwt.alg, keys: await importVerificationKeys(jwt.alg, published), issuer, audience })
+    verifyAccessToken = createAsymmetricAccessTokenVerifier({ alg: jwt.alg, keys: await importVerificationKeys(jwt.alg, published), issuer, audience, onReject })
     jwks = Object.freeze({ keys: Object.freeze(published) as PublicJwk[] })
   }
 
@@ -325,4 +351,4 @@ export default fp(async function tokens (fastify) {
     newRefreshToken,
     hashRefreshToken
   } satisfies Tokens)
-}, { name: 'tokens', dependencies: ['config', '@fastify/jwt'] })
+}, { name: 'tokens', dependencies: ['config', '@fastify/jwt', 'metrics'] })

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { bearer, build, login, newUser, PASSWORD, register, type App } from '../helper'
+import { bearer, build, login, newUser, PASSWORD, register, TEST_SECRET, type App } from '../helper'
+import { claims, forge, GOOD_HEADER } from '../jwt-forge'
 import { parseMetrics } from '../support/prometheus'
 import { LIMITS } from '../../plugins/app/rate-limits'
 
@@ -83,4 +84,27 @@ t.test('the counters move by exactly what was done over HTTP', async (t) => {
   t.equal(after.value('auth_revocation_replica_trusted'), 1, 'the in-process store is always trusted')
   t.equal(after.value('auth_revocation_store_info', { kind: 'memory' }), 1)
   t.ok(after.has('auth_password_hashing_seconds'), 'hashing is timed')
+})
+
+t.test('refused access tokens are counted by reason', async (t) => {
+  const app = await build(t, { METRICS_TOKEN })
+  const user = await newUser(app)
+  const before = await scrape(app)
+  const me = async (headers: Record<string, string>) => (await app.inject({ url: '/users/me', headers })).statusCode
+  t.equal(await me({}), 401, 'no Authorization header')
+  t.equal(await me({ authorization: 'Basic dXNlcjpwYXNz' }), 401, 'another scheme')
+  t.equal(await me(bearer('not.a.token')), 401, 'garbage')
+  t.equal(await me(bearer(forge(GOOD_HEADER, claims(), 'another key of at least 32 bytes!!'))), 401, 'signed with another key')
+  t.equal(await me(bearer(forge({ alg: 'none', typ: 'at+jwt' }, claims(), TEST_SECRET))), 401, 'another algorithm')
+  const past = Math.floor(Date.now() / 1000) - 3600
+  t.equal(await me(bearer(forge(GOOD_HEADER, claims({ iat: past, exp: past + 60 }), TEST_SECRET))), 401, 'expired')
+  t.equal(await me(bearer(forge(GOOD_HEADER, claims({ sub: 42 }), TEST_SECRET))), 401, 'well signed, malformed claims')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: user.auth })).statusCode, 204)
+  t.equal(await me(user.auth), 401, 'revoked')
+  const after = await scrape(app)
+  const moved = (reason: string) => after.value('auth_access_tokens_rejected_total', { reason }) - before.value('auth_access_tokens_rejected_total', { reason })
+  t.same(
+    { missing: moved('missing'), malformed: moved('malformed'), bad_signature: moved('bad_signature'), expired: moved('expired'), revoked: moved('revoked') },
+    { missing: 2, malformed: 2, bad_signature: 2, expired: 1, revoked: 1 }
+  )
 })
