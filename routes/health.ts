@@ -20,7 +20,7 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: Health, 503: Health }
     }
   }, async (_request, reply) => {
-    const database = fastify.checkDatabase() ? 'ok' : 'down'
+    const database = (await fastify.checkDatabase()) ? 'ok' : 'down'
     let store: 'ok' | 'down' = 'ok'
     try { await fastify.revocationStore.ping() } catch { store = 'down' }
     const ok = database === 'ok' && store === 'ok'

@@ -4,6 +4,6 @@ const { cpSync } = require('node:fs')
 const { join } = require('node:path')
 
 const root = join(__dirname, '..')
-for (const rel of ['src/db/migrations', 'src/security/common-passwords.txt']) {
+for (const rel of ['src/db/sqlite/migrations', 'src/db/postgres/migrations', 'src/security/common-passwords.txt']) {
   cpSync(join(root, rel), join(root, 'dist', rel), { recursive: true })
 }
