@@ -26,7 +26,7 @@ function isDatabaseUnavailable (error: unknown): boolean {
 
 // drizzle's DrizzleQueryError carries the statement's parameters (password and token
 // hashes) in its message and stack: log the statement and the driver's error instead.
-function loggable (error: FastifyError) {
+export function loggable (error: FastifyError) {
   return error instanceof DrizzleQueryError ? { err: error.cause, query: error.query } : { err: error }
 }
 

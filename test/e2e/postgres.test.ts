@@ -149,4 +149,8 @@ t.test('a PostgreSQL that is hung or down: 503 Database unavailable, /health say
   await db.start()
   await recovers('down')
   t.equal((await call(server.url, 'POST', '/auth/refresh', { refresh_token: tokens.refresh_token })).status, 200, 'the 503s did not consume the refresh token')
+  // The failed statements were logged (as errors) without their parameters.
+  t.match(server.output(), /request failed/, 'the failures were logged')
+  t.notMatch(server.output(), /\$2[aby]\$\d\d\$/, 'no password hash in the logs')
+  t.notMatch(server.output(), /params:/, 'no statement parameters in the logs')
 })
