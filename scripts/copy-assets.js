@@ -5,6 +5,6 @@ const { cpSync } = require('node:fs')
 const { join } = require('node:path')
 
 const root = join(__dirname, '..')
-for (const rel of ['src/db/migrations', 'src/security/common-passwords.txt', 'src/security/bcrypt-worker.js']) {
+for (const rel of ['src/db/sqlite/migrations', 'src/db/postgres/migrations', 'src/security/common-passwords.txt', 'src/security/bcrypt-worker.js']) {
   cpSync(join(root, rel), join(root, 'dist', rel), { recursive: true })
 }

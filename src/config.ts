@@ -16,6 +16,7 @@ export const EnvSchema = Type.Object({
   PORT: Type.Optional(Int(0, 65535)),
   HOST: Type.Optional(Type.String({ minLength: 1 })),
   DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  DATABASE_POOL_SIZE: Type.Optional(Int(1, 100)),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   REDIS_PREFIX: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,64}$' })),
   JWT_SECRET: Type.Optional(Type.String()),
@@ -42,7 +43,10 @@ export interface Config {
   production: boolean
   port: number
   host: string
-  database: { kind: 'sqlite', filename: string }
+  database:
+  | { kind: 'sqlite', filename: string }
+  /** `poolSize`: connections per process */
+  | { kind: 'postgres', url: string, poolSize: number }
   redisUrl: string | undefined
   /** prefix of every Redis key this service writes, so that instances or tests can share a server */
   redisPrefix: string
@@ -95,13 +99,20 @@ function intOf (env: Env, name: keyof Env, fallback: number): number {
   return n
 }
 
-/** `file:./data/auth.db`, a bare path or `:memory:`; a postgres URL is refused until it is supported. */
-function parseDatabaseUrl (raw: string): Config['database'] {
+/** `postgres://` or `postgresql://` selects PostgreSQL; else `file:./data/auth.db`, a bare path or `:memory:` (SQLite). */
+function parseDatabaseUrl (raw: string, poolSize: number): Config['database'] {
   if (/^postgres(ql)?:\/\//i.test(raw)) {
-    throw new ConfigError('DATABASE_URL', 'selects PostgreSQL, which this version does not support yet (use a SQLite file)')
+    let url: URL
+    try {
+      url = new URL(raw)
+    } catch {
+      throw new ConfigError('DATABASE_URL', 'is not a valid postgres:// URL') // the URL itself is not echoed: it may hold a password
+    }
+    if (url.hostname === '' && !url.searchParams.has('host')) throw new ConfigError('DATABASE_URL', 'names no PostgreSQL host')
+    return { kind: 'postgres', url: raw, poolSize }
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
-    throw new ConfigError('DATABASE_URL', 'must be a SQLite file (file:path or a path) or :memory:')
+    throw new ConfigError('DATABASE_URL', 'must be postgres://, postgresql://, a SQLite file (file:path or a path) or :memory:')
   }
   const filename = raw.startsWith('file:') ? raw.slice('file:'.length) : raw
   if (filename === '') throw new ConfigError('DATABASE_URL', 'names no file')
@@ -208,7 +219,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     production,
     port: intOf(e, 'PORT', 3000),
     host: e.HOST ?? '127.0.0.1',
-    database: parseDatabaseUrl(e.DATABASE_URL ?? 'file:./data/auth.db'),
+    database: parseDatabaseUrl(e.DATABASE_URL ?? 'file:./data/auth.db', intOf(e, 'DATABASE_POOL_SIZE', 10)),
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX ?? 'auth:',
     jwt: {

@@ -1,6 +1,8 @@
 import { STATUS_CODES } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { DrizzleQueryError } from 'drizzle-orm/errors'
+import { isPostgresUnavailable } from '../../src/db/postgres/client'
 
 /** The contract's error body: Fastify's shape, with a message that never leaks internals. */
 export function errorBody (statusCode: number, message: string, code?: string) {
@@ -9,15 +11,23 @@ export function errorBody (statusCode: number, message: string, code?: string) {
     : { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, code }
 }
 
-// SQLite failing underneath us (disk, lock, corruption, a closed connection) is
-// unavailability, not a bug to show: 503, like the revocation store.
+// The database failing underneath us is unavailability, not a bug to show: 503, like the
+// revocation store. SQLite: disk, lock, corruption, a closed connection. PostgreSQL: see
+// isPostgresUnavailable (down, hung, restarting, out of connections, a timeout).
 const DB_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL|CORRUPT|NOTADB|READONLY)/
 export function isDatabaseUnavailable (error: unknown): boolean {
   for (let e = error as { code?: unknown, message?: unknown, cause?: unknown } | undefined, depth = 0; e != null && depth < 3; e = e.cause as typeof e, depth++) {
     if (typeof e.code === 'string' && DB_UNAVAILABLE.test(e.code)) return true
     if (e.message === 'The database connection is not open') return true // better-sqlite3, after close()
+    if (isPostgresUnavailable(e)) return true
   }
   return false
+}
+
+// drizzle's DrizzleQueryError carries the statement's parameters (password and token
+// hashes) in its message and stack: log the statement and the driver's error instead.
+export function loggable (error: FastifyError) {
+  return error instanceof DrizzleQueryError ? { err: error.cause, query: error.query } : { err: error }
 }
 
 /** Status and message for any error, for the service API and for the compat adapters alike. */
@@ -69,7 +79,7 @@ export default fp(async function http (fastify) {
   fastify.setErrorHandler(function (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const { statusCode, message, code, retryAfter } = classifyError(error)
     if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
-    if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
+    if (statusCode >= 500) request.log.error(loggable(error), 'request failed')
     else request.log.info({ statusCode, code: code ?? error.code }, message)
     return reply.status(statusCode).send(errorBody(statusCode, message, code))
   })

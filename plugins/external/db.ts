@@ -1,47 +1,31 @@
-import { mkdirSync } from 'node:fs'
-import { dirname, join } from 'node:path'
 import fp from 'fastify-plugin'
-import Database from 'better-sqlite3'
-import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
-import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
-import * as schema from '../../src/db/schema'
+import { openSqlite, type SqliteDb } from '../../src/db/sqlite/client'
+import { migratePostgres, openPostgres, type PostgresDb } from '../../src/db/postgres/client'
 
-export type Db = BetterSQLite3Database<typeof schema> & { $client: Database.Database }
+/** The database, tagged with its dialect: `config.database.kind` chooses it. */
+export type Db = SqliteDb | PostgresDb
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** drizzle over better-sqlite3; only the repository plugins (plugins/app/*-repository.ts) use it */
+    /** drizzle over better-sqlite3 or node-postgres; only the repository plugins (plugins/app/*-repository.ts) use it */
     db: Db
     /** true when the database answers a trivial query (for /health) */
-    checkDatabase (): boolean
+    checkDatabase (): Promise<boolean>
   }
 }
 
-// src/db/migrations, from src/ (tsx, tap) and from dist/ (the build copies them alongside).
-export const MIGRATIONS_FOLDER = join(__dirname, '..', '..', 'src', 'db', 'migrations')
-
+// Migrations are applied before the service takes requests: SQLite's in the file, PostgreSQL's
+// by one instance at a time (see migratePostgres).
 export default fp(async function db (fastify) {
-  const { filename } = fastify.config.database
-  if (filename !== ':memory:') mkdirSync(dirname(filename), { recursive: true })
-
-  const sqlite = new Database(filename)
-  sqlite.pragma('journal_mode = WAL') // readers never block the writer
-  sqlite.pragma('synchronous = NORMAL') // durable across a process crash; WAL makes it safe
-  sqlite.pragma('busy_timeout = 2000')
-  sqlite.pragma('foreign_keys = ON')
-
-  const db = drizzle(sqlite, { schema })
-  migrate(db, { migrationsFolder: MIGRATIONS_FOLDER })
-
-  fastify.decorate('db', db)
-  const ping = sqlite.prepare('SELECT 1')
-  fastify.decorate('checkDatabase', () => {
-    try {
-      ping.get()
-      return true
-    } catch {
-      return false
-    }
-  })
-  fastify.addHook('onClose', async () => { sqlite.close() })
+  const { database } = fastify.config
+  let db: Db
+  if (database.kind === 'postgres') {
+    await migratePostgres(database.url, fastify.log)
+    db = openPostgres(database.url, database.poolSize, fastify.log)
+  } else {
+    db = openSqlite(database.filename)
+  }
+  fastify.decorate<Db>('db', db)
+  fastify.decorate('checkDatabase', () => db.check())
+  fastify.addHook('onClose', async () => { await db.close() })
 }, { name: 'db', dependencies: ['config'] })

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { errors } from '../../src/schemas/common'
-import { classifyError, errorBody } from '../../plugins/app/http'
+import { classifyError, errorBody, loggable } from '../../plugins/app/http'
 import type { AccessClaims } from '../../plugins/app/tokens'
 import { InvalidTokenError } from '../../src/errors'
 
@@ -26,7 +26,7 @@ export function seedErrorHandler (key: 'msg' | 'message') {
   return function (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const { statusCode, message, code, retryAfter } = classifyError(error)
     if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
-    if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
+    if (statusCode >= 500) request.log.error(loggable(error), 'request failed')
     else request.log.info({ statusCode, code: code ?? error.code }, message)
     if (statusCode === 404 || statusCode === 413 || statusCode === 415) {
       return reply.status(statusCode).send(errorBody(statusCode, message, code))

@@ -1,7 +1,6 @@
 import t from 'tap'
-import { eq } from 'drizzle-orm'
-import { sessions } from '../../src/db/schema'
-import { bearer, build, login, newUser, ownRedis, PASSWORD, redisPrefix, register, uniqueName, type App } from '../helper'
+import { sql } from 'drizzle-orm'
+import { bearer, build, login, newUser, ownRedis, PASSWORD, redisPrefix, register, runSql, uniqueName, type App } from '../helper'
 
 // Seed 000, "Flask JWT Authentication API Demo": its README's flow, the cases of its own
 // test suite, and its token renewal (a used token is revoked, so a replay gets 401).
@@ -308,7 +307,7 @@ t.test('renewal does not outlive the session: an expired session\'s token is ref
   const renewed = (await app.inject({ method: 'POST', url: '/validate_token', payload: { token: user.token } })).json().token
   const id = (await app.inject({ method: 'GET', url: '/users/me', headers: bearer(renewed) })).json().id
   // The session reaches its end (REFRESH_TOKEN_TTL) while the access token is still unexpired.
-  app.db.update(sessions).set({ expiresAt: Date.now() - 1 }).where(eq(sessions.userId, id)).run()
+  await runSql(app, sql`UPDATE sessions SET expires_at = ${Date.now() - 1} WHERE user_id = ${id}`)
   for (const req of [
     { method: 'POST', url: '/validate_token', payload: { token: renewed } },
     { method: 'GET', url: '/user', headers: bearer(renewed) },

@@ -3,13 +3,13 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { build, bearer, login, newUser, ownRedis, PASSWORD, REDIS_URL, redisPrefix, requireRedis, startServer, waitFor } from '../helper'
+import pg from 'pg'
+import { build, bearer, DIALECT, login, newUser, ownRedis, PASSWORD, REDIS_URL, redisPrefix, requireRedis, startServer, testDatabase, waitFor } from '../helper'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 t.test('revocations survive a restart of the service (memory store, same database file)', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'auth-restart-'))
-  const env = { DATABASE_URL: `file:${join(dir, 'auth.db')}` }
+  const env = { DATABASE_URL: await testDatabase(t) }
 
   const first = await build(t, env)
   const loggedOut = await newUser(first)
@@ -113,7 +113,7 @@ t.test('the app closes cleanly while Redis is down', async (t) => {
 t.test('two instances on one Redis: a logout on one is refused by the other on the next request', async (t) => {
   await requireRedis(t)
   const prefix = redisPrefix()
-  const shared = { REDIS_URL, REDIS_PREFIX: prefix, DATABASE_URL: `file:${join(mkdtempSync(join(tmpdir(), 'auth-two-')), 'auth.db')}` }
+  const shared = { REDIS_URL, REDIS_PREFIX: prefix, DATABASE_URL: await testDatabase(t) }
   const one = await build(t, shared)
   const two = await build(t, shared)
   for (let i = 0; i < 5; i++) {
@@ -129,7 +129,9 @@ t.test('two instances on one Redis: a logout on one is refused by the other on t
 t.test('database unavailable: 503 in the contract shape, never a bypass', async (t) => {
   const app = await build(t)
   const u = await newUser(app)
-  app.db.$client.close() // the connection is gone
+  // the connection is gone (PostgreSQL: the pool; a server down or hung: test/e2e/postgres.test.ts)
+  if (app.db.kind === 'sqlite') app.db.client.close()
+  else await app.db.pool.end()
   for (const [method, url, payload] of [
     ['POST', '/auth/login', { username: u.username, password: PASSWORD }],
     ['POST', '/auth/register', { username: `${u.username}_x`, password: PASSWORD }],
@@ -146,19 +148,39 @@ t.test('database unavailable: 503 in the contract shape, never a bypass', async 
   t.equal(health.json().checks.database, 'down')
 })
 
-t.test('a database locked by another writer: 503 after the busy timeout, and nothing half-written', async (t) => {
-  const file = join(mkdtempSync(join(tmpdir(), 'auth-locked-')), 'auth.db')
-  const app = await build(t, { DATABASE_URL: `file:${file}` })
-  const u = await newUser(app)
-  const Database = (await import('better-sqlite3')).default
-  const other = new Database(file)
-  t.teardown(() => other.close())
-  other.exec('BEGIN EXCLUSIVE') // another process holds the write lock
-  const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { username: u.username, password: PASSWORD } })
-  t.equal(res.statusCode, 503, 'login cannot write its session')
-  t.same(res.json(), { statusCode: 503, error: 'Service Unavailable', message: 'Database unavailable' })
-  t.equal((await app.inject({ url: '/users/me', headers: u.auth })).statusCode, 200, 'reads still work (WAL)')
-  other.exec('ROLLBACK')
-  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { username: u.username, password: PASSWORD } })).statusCode, 200, 'and writes once the lock is gone')
-  t.equal((await app.sessions.listActive(u.id)).length, 2, 'the refused login left no session behind')
-})
+if (DIALECT === 'sqlite') {
+  t.test('a database locked by another writer: 503 after the busy timeout, and nothing half-written', async (t) => {
+    const file = join(mkdtempSync(join(tmpdir(), 'auth-locked-')), 'auth.db')
+    const app = await build(t, { DATABASE_URL: `file:${file}` })
+    const u = await newUser(app)
+    const Database = (await import('better-sqlite3')).default
+    const other = new Database(file)
+    t.teardown(() => other.close())
+    other.exec('BEGIN EXCLUSIVE') // another process holds the write lock
+    const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { username: u.username, password: PASSWORD } })
+    t.equal(res.statusCode, 503, 'login cannot write its session')
+    t.same(res.json(), { statusCode: 503, error: 'Service Unavailable', message: 'Database unavailable' })
+    t.equal((await app.inject({ url: '/users/me', headers: u.auth })).statusCode, 200, 'reads still work (WAL)')
+    other.exec('ROLLBACK')
+    t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { username: u.username, password: PASSWORD } })).statusCode, 200, 'and writes once the lock is gone')
+    t.equal((await app.sessions.listActive(u.id)).length, 2, 'the refused login left no session behind')
+  })
+} else {
+  t.test('PostgreSQL: a table locked by another transaction: 503 after the statement timeout, and nothing half-written', async (t) => {
+    const app = await build(t)
+    const u = await newUser(app)
+    const other = new pg.Client({ connectionString: app.config.database.kind === 'postgres' ? app.config.database.url : '' })
+    await other.connect()
+    t.teardown(() => other.end())
+    await other.query('BEGIN')
+    await other.query('LOCK TABLE sessions IN EXCLUSIVE MODE') // writes wait, reads do not
+    const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { username: u.username, password: PASSWORD } })
+    t.equal(res.statusCode, 503, 'login cannot write its session')
+    t.same(res.json(), { statusCode: 503, error: 'Service Unavailable', message: 'Database unavailable' })
+    t.equal((await app.inject({ url: '/users/me', headers: u.auth })).statusCode, 200, 'reads still work')
+    await other.query('ROLLBACK')
+    t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { username: u.username, password: PASSWORD } })).statusCode, 200, 'and writes once the lock is gone')
+    t.equal((await app.sessions.listActive(u.id)).length, 2, 'the refused login left no session behind')
+    t.equal((await app.inject({ url: '/health' })).statusCode, 200)
+  })
+}

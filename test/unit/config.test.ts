@@ -45,7 +45,9 @@ t.test('each bad value names its variable', async (t) => {
     [{ RATE_LIMITS: 'maybe' }, 'RATE_LIMITS'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL'],
-    [{ DATABASE_URL: 'postgres://localhost/test' }, 'DATABASE_URL'],
+    [{ DATABASE_URL: 'postgres://' }, 'DATABASE_URL'],
+    [{ DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE'],
+    [{ DATABASE_POOL_SIZE: '101' }, 'DATABASE_POOL_SIZE'],
     [{ DATABASE_URL: 'mysql://localhost/test' }, 'DATABASE_URL'],
     [{ CORS_ORIGIN: 'not a url' }, 'CORS_ORIGIN'],
     [{ WORKERS: '2' }, 'WORKERS'],
@@ -118,6 +120,8 @@ t.test('valid values are parsed', async (t) => {
   t.equal(c.compatRoutes, false)
   t.equal(c.rateLimits, false)
   t.equal(c.workers, 2)
-  t.equal(loadConfig({ DATABASE_URL: ':memory:' }).database.filename, ':memory:')
+  t.same(loadConfig({ DATABASE_URL: ':memory:' }).database, { kind: 'sqlite', filename: ':memory:' })
+  t.same(loadConfig({ DATABASE_URL: 'postgres://u@db.internal:5433/auth' }).database, { kind: 'postgres', url: 'postgres://u@db.internal:5433/auth', poolSize: 10 })
+  t.same(loadConfig({ DATABASE_URL: 'postgresql://127.0.0.1/auth', DATABASE_POOL_SIZE: '3' }).database, { kind: 'postgres', url: 'postgresql://127.0.0.1/auth', poolSize: 3 })
   t.equal(loadConfig({ CORS_ORIGIN: '*' }).corsOrigin, '*')
 })

@@ -1,6 +1,6 @@
 import { and, eq, gt, isNotNull, isNull, ne, type SQL } from 'drizzle-orm'
 import type { BaseSQLiteDatabase } from 'drizzle-orm/sqlite-core'
-import type { RevocationEntry, Revoked } from '../revocation/contract'
+import type { RevocationEntry, Revoked } from '../../revocation/contract'
 import { revocationLog, sessions } from './schema'
 
 /** A database or a transaction: the helpers below run inside the caller's transaction. */

@@ -1,0 +1,44 @@
+import { and, eq, gt, isNotNull, isNull, ne, sql, type SQL } from 'drizzle-orm'
+import type { RevocationEntry, Revoked } from '../../revocation/contract'
+import { LOCKS, type PgOrm } from './client'
+import { revocationLog, sessions } from './schema'
+
+/**
+ * Records revocations in the log, in the caller's transaction (see revocationLog in
+ * ../sqlite/schema.ts). Call it last, just before the commit.
+ *
+ * Replicas read the rows after the last `seq` they saw, so a row must never become visible
+ * after a row with a higher `seq`. An identity column does not promise that: `seq` is drawn
+ * at INSERT, and two transactions may commit in the other order; the reader would then move
+ * past the earlier row before it committed and never read it. So every appending
+ * transaction first takes one transaction-level advisory lock: appends run one at a time,
+ * each from its INSERT to its COMMIT (the lock is released after the commit is visible), and
+ * `seq` order is commit order. Taking it last keeps the section short and deadlock-free
+ * (nothing waits for a row lock while holding it).
+ */
+export async function appendToLog (tx: PgOrm, entries: RevocationEntry[], now: number): Promise<void> {
+  if (entries.length === 0) return
+  await tx.execute(sql`SELECT pg_advisory_xact_lock(${LOCKS.REVOCATION_LOG})`)
+  await tx.insert(revocationLog)
+    .values(entries.map((e) => ({ kind: e.kind, targetId: e.id, until: e.until, createdAt: now })))
+}
+
+/**
+ * Revokes the user's live sessions (all, or all but one) and logs them, in the caller's
+ * transaction, which must hold the user's row lock (so that no login adds a session
+ * meanwhile, and two of these never update the same rows in different orders). Answers
+ * the entries to publish: the sessions revoked now, and those already revoked whose tokens
+ * are still alive, so that repeating a revocation whose publish was lost reaches every
+ * instance.
+ */
+export async function revokeSessionsOfUser (tx: PgOrm, userId: string, reason: string, now: number, exceptId?: string): Promise<Revoked> {
+  const scope: SQL[] = [eq(sessions.userId, userId)]
+  if (exceptId !== undefined) scope.push(ne(sessions.id, exceptId))
+  const revoked = await tx.update(sessions).set({ revokedAt: now, revokedReason: reason })
+    .where(and(...scope, isNull(sessions.revokedAt)))
+    .returning({ id: sessions.id, until: sessions.accessExpiresAt })
+  const all = await tx.select({ id: sessions.id, until: sessions.accessExpiresAt }).from(sessions)
+    .where(and(...scope, isNotNull(sessions.revokedAt), gt(sessions.accessExpiresAt, now)))
+  await appendToLog(tx, revoked.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until })), now)
+  return { entries: all.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until })), count: revoked.length }
+}

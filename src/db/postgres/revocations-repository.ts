@@ -1,0 +1,55 @@
+import { gt, lt, sql } from 'drizzle-orm'
+import type { RevocationEntry } from '../../revocation/contract'
+import type { RevocationsRepository } from '../repositories'
+import type { PostgresDb } from './client'
+import { appendToLog } from './revocation-log'
+import { revocationLog, revokedTokens } from './schema'
+
+type Row = { seq: number, kind: 'jti' | 'sid', id: string, until: number }
+
+/**
+ * The revocation log on PostgreSQL. Rows commit in `seq` order (revocation-log.ts), so
+ * any one snapshot holds every row up to some `seq` and none after: reading from one
+ * snapshot, and moving the position only to a row read, never skips a row.
+ */
+export function postgresRevocationsRepository (db: PostgresDb): RevocationsRepository {
+  const { orm } = db
+  const entryColumns = { seq: revocationLog.seq, kind: revocationLog.kind, id: revocationLog.targetId, until: revocationLog.until }
+  // Expired rows too (until pruned): the position may then move past them.
+  const after = orm.select(entryColumns).from(revocationLog)
+    .where(gt(revocationLog.seq, sql.placeholder('position')))
+    .orderBy(revocationLog.seq).prepare('revocation_log_after')
+  const live = (rows: Row[], now: number) => rows.filter((r) => r.until > now).map((r): RevocationEntry => ({ kind: r.kind, id: r.id, until: r.until }))
+
+  return {
+    async loadAll (now) {
+      // Two statements, one snapshot (REPEATABLE READ): the position is exactly what was loaded.
+      return db.transaction(async (tx) => {
+        const rows = await tx.select(entryColumns).from(revocationLog).where(gt(revocationLog.until, now))
+        const [{ last }] = await tx.select({ last: sql<string | null>`max(${revocationLog.seq})` }).from(revocationLog)
+        return { entries: live(rows, now), position: last === null ? 0 : Number(last) }
+      }, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+    },
+    // One statement: one snapshot.
+    async since (position, now) {
+      const rows = await after.execute({ position })
+      return { entries: live(rows, now), position: rows.length > 0 ? rows[rows.length - 1].seq : position }
+    },
+    async revokeToken (r) {
+      return db.transaction(async (tx) => {
+        const inserted = await tx.insert(revokedTokens)
+          .values({ jti: r.jti, sessionId: r.sessionId, expiresAt: r.expiresAt, revokedAt: r.now })
+          .onConflictDoNothing()
+          .returning({ jti: revokedTokens.jti })
+        if (inserted.length === 0) return false
+        await appendToLog(tx, [{ kind: 'jti', id: r.jti, until: r.expiresAt }], r.now)
+        return true
+      })
+    },
+    async prune (now) {
+      const tokens = await orm.delete(revokedTokens).where(lt(revokedTokens.expiresAt, now))
+      const log = await orm.delete(revocationLog).where(lt(revocationLog.until, now))
+      return { revokedTokens: tokens.rowCount ?? 0, log: log.rowCount ?? 0 }
+    }
+  }
+}

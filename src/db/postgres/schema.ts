@@ -1,0 +1,60 @@
+import { pgTable, text, integer, bigint, index, uniqueIndex } from 'drizzle-orm/pg-core'
+
+// The same tables, columns and indexes as ../sqlite/schema.ts, which documents what each
+// one is for. Times are epoch milliseconds: bigint in PostgreSQL, read as JS numbers
+// (mode 'number': exact up to 2^53 ms, far past any date we store).
+const ms = (name: string) => bigint(name, { mode: 'number' })
+
+export const users = pgTable('users', {
+  id: text('id').primaryKey(),
+  username: text('username').notNull(),
+  /** lower-cased username (in JS, as on SQLite): uniqueness is case-insensitive */
+  usernameKey: text('username_key').notNull(),
+  passwordHash: text('password_hash').notNull(),
+  credentialVersion: integer('credential_version').notNull().default(0),
+  createdAt: ms('created_at').notNull(),
+  updatedAt: ms('updated_at').notNull()
+}, (t) => [uniqueIndex('users_username_key_unique').on(t.usernameKey)])
+
+export const sessions = pgTable('sessions', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull(),
+  createdAt: ms('created_at').notNull(),
+  lastUsedAt: ms('last_used_at').notNull(),
+  expiresAt: ms('expires_at').notNull(),
+  accessExpiresAt: ms('access_expires_at').notNull().default(0),
+  revokedAt: ms('revoked_at'),
+  revokedReason: text('revoked_reason')
+}, (t) => [
+  index('sessions_user_id_idx').on(t.userId),
+  index('sessions_revoked_at_idx').on(t.revokedAt),
+  index('sessions_expires_at_idx').on(t.expiresAt)
+])
+
+export const refreshTokens = pgTable('refresh_tokens', {
+  tokenHash: text('token_hash').primaryKey(),
+  sessionId: text('session_id').notNull().references(() => sessions.id, { onDelete: 'cascade' }),
+  createdAt: ms('created_at').notNull(),
+  expiresAt: ms('expires_at').notNull(),
+  usedAt: ms('used_at')
+}, (t) => [index('refresh_tokens_session_id_idx').on(t.sessionId)])
+
+export const revokedTokens = pgTable('revoked_tokens', {
+  jti: text('jti').primaryKey(),
+  sessionId: text('session_id').notNull(),
+  expiresAt: ms('expires_at').notNull(),
+  revokedAt: ms('revoked_at').notNull()
+}, (t) => [index('revoked_tokens_expires_at_idx').on(t.expiresAt)])
+
+/**
+ * An identity column hands out `seq` at INSERT, not at COMMIT: without care a later seq
+ * could become visible before an earlier one. Every append takes one advisory lock first
+ * (src/db/postgres/revocation-log.ts), so here too rows commit in `seq` order.
+ */
+export const revocationLog = pgTable('revocation_log', {
+  seq: bigint('seq', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  kind: text('kind', { enum: ['jti', 'sid'] }).notNull(),
+  targetId: text('target_id').notNull(),
+  until: ms('until').notNull(),
+  createdAt: ms('created_at').notNull()
+}, (t) => [index('revocation_log_until_idx').on(t.until)])

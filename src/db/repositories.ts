@@ -1,0 +1,122 @@
+import type { RevocationEntry, RevocationLog, Revoked } from '../revocation/contract'
+
+/**
+ * What the application asks of the database, whatever the dialect. Each dialect implements
+ * these in src/db/<dialect>/*-repository.ts; plugins/app/*-repository.ts picks one by
+ * `config.database.kind`, so routes and app plugins never learn which it is.
+ */
+
+export interface UserRecord {
+  id: string
+  username: string
+  passwordHash: string
+  /** bumped by every password change (see users.credentialVersion in sqlite/schema.ts) */
+  credentialVersion: number
+  createdAt: number
+  updatedAt: number
+}
+
+/** What the API shows of a user: no password hash. */
+export type UserProfile = Omit<UserRecord, 'passwordHash' | 'credentialVersion'>
+
+/** Why a password change was not made: nothing was written. */
+export type PasswordChangeRefused = 'gone' | 'stale' | 'session_revoked'
+
+/** Data access for accounts. */
+export interface UsersRepository {
+  create (username: string, passwordHash: string): Promise<UserRecord>
+  findById (id: string): Promise<UserRecord | undefined>
+  /**
+   * The profile, from a per-process cache (PROFILE_CACHE_MS) in front of the database:
+   * the hot path (GET /users/me) then costs no query. Changes made by this process are
+   * seen at once; changes made by another instance within PROFILE_CACHE_MS. Never used
+   * for a decision that needs the password hash.
+   */
+  findProfile (id: string): Promise<UserProfile | undefined>
+  findByUsername (username: string): Promise<UserRecord | undefined>
+  /** A new username. Throws UsernameTakenError; returns undefined when the user is gone. */
+  rename (id: string, username: string): Promise<UserRecord | undefined>
+  /**
+   * One transaction: the new hash (and username, if given), the version bumped, and every
+   * other session revoked. Made only if the password checked (`expectedVersion`) is still
+   * current and the session asking (`sessionId`) is still live; otherwise nothing is written.
+   * Throws UsernameTakenError.
+   */
+  changePassword (c: { id: string, passwordHash: string, username?: string, expectedVersion: number, sessionId: string, now: number }):
+  Promise<{ user: UserRecord, revoked: Revoked } | PasswordChangeRefused>
+  /** One transaction: the account deleted and every session revoked. undefined: no such user. */
+  delete (id: string, now: number): Promise<Revoked | undefined>
+}
+
+export interface SessionRecord {
+  id: string
+  userId: string
+  createdAt: number
+  lastUsedAt: number
+  expiresAt: number
+  revokedAt: number | null
+}
+
+export type RotateResult =
+  | { status: 'rotated', session: SessionRecord }
+  /** the token was already used: the caller must revoke the session */
+  | { status: 'reused', sessionId: string, userId: string }
+  | { status: 'invalid' }
+
+export interface NewSession {
+  id: string
+  userId: string
+  /** the password version the login checked: the session is created only if it is still current */
+  credentialVersion: number
+  now: number
+  expiresAt: number
+  /** the `exp` (epoch ms) of the first access token */
+  accessExpiresAt: number
+}
+
+/**
+ * Data access for sessions and their refresh tokens (hashes only). Every revocation is
+ * logged in the same transaction (src/db/<dialect>/revocation-log.ts) and answered as the
+ * entries the blocklist must publish: a session revoked earlier is answered too, so that
+ * repeating a revocation whose publish was lost still reaches every instance.
+ */
+export interface SessionsRepository {
+  /** false (nothing written): the user is gone or changed its password since the check. */
+  create (s: NewSession, refreshHash: string): Promise<boolean>
+  /**
+   * One transaction: the old hash is marked used and the new one stored, or nothing happens.
+   * Of parallel rotations of one token (on any instance), one is 'rotated' and the others
+   * see it used ('reused').
+   */
+  rotate (oldHash: string, newHash: string, now: number, accessExpiresAt: number): Promise<RotateResult>
+  /**
+   * The 000 seed's renewal, in one transaction: consumes the presented token (its jti) and
+   * extends the session's access expiry, only if the session is live and the token was not
+   * consumed already. null: it was (at most one renewal per token succeeds).
+   */
+  renew (r: { jti: string, sessionId: string, tokenExpiresAt: number, accessExpiresAt: number, now: number }): Promise<RevocationEntry[] | null>
+  findActive (id: string, now: number): Promise<SessionRecord | undefined>
+  listActive (userId: string, now: number): Promise<SessionRecord[]>
+  /** Revokes the session; [] when there is no such session. */
+  revoke (id: string, reason: string, now: number): Promise<Revoked>
+  /** Revokes every session of the user except `exceptId`. */
+  revokeAllOfUser (userId: string, reason: string, now: number, exceptId?: string): Promise<Revoked>
+  /** Deletes sessions that can no longer matter: past their refresh and access expiry. */
+  prune (now: number): Promise<number>
+}
+
+/**
+ * Data access for the revocation log (what the blocklist is loaded and reconciled from) and
+ * for single revoked access tokens (by jti), each kept until the token's own expiry.
+ */
+export interface RevocationsRepository extends RevocationLog {
+  /**
+   * Revokes one access token (and logs it), once: false when it was already revoked. That
+   * makes a token renewed on use consumable by exactly one request.
+   */
+  revokeToken (r: { jti: string, sessionId: string, expiresAt: number, now: number }): Promise<boolean>
+  prune (now: number): Promise<{ revokedTokens: number, log: number }>
+}
+
+/** Uniqueness of usernames is case-insensitive: both dialects store and compare this key. */
+export const usernameKey = (username: string) => username.toLowerCase()

@@ -1,0 +1,128 @@
+import { and, asc, eq, gt, isNotNull, isNull, lt, or, sql } from 'drizzle-orm'
+import type { RevocationEntry } from '../../revocation/contract'
+import type { RotateResult, SessionsRepository } from '../repositories'
+import type { SqliteDb } from './client'
+import { appendToLog, revokeSessionsOfUser } from './revocation-log'
+import { refreshTokens, revokedTokens, sessions, users } from './schema'
+
+/** Sessions on SQLite: every write transaction is BEGIN IMMEDIATE (one writer at a time). */
+export function sqliteSessionsRepository ({ orm: db, client }: SqliteDb): SessionsRepository {
+  const sessionColumns = {
+    id: sessions.id,
+    userId: sessions.userId,
+    createdAt: sessions.createdAt,
+    lastUsedAt: sessions.lastUsedAt,
+    expiresAt: sessions.expiresAt,
+    revokedAt: sessions.revokedAt
+  }
+  const tokenWithSession = db.select({
+    usedAt: refreshTokens.usedAt,
+    tokenExpiresAt: refreshTokens.expiresAt,
+    session: sessionColumns
+  }).from(refreshTokens)
+    .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+    .where(eq(refreshTokens.tokenHash, sql.placeholder('hash')))
+    .prepare()
+  // Refresh is a hot path: its statements are prepared once, and so is its transaction.
+  const markUsed = db.update(refreshTokens).set({ usedAt: sql`${sql.placeholder('now')}` })
+    .where(eq(refreshTokens.tokenHash, sql.placeholder('hash'))).prepare()
+  const insertToken = db.insert(refreshTokens).values({
+    tokenHash: sql.placeholder('hash'),
+    sessionId: sql.placeholder('sessionId'),
+    createdAt: sql.placeholder('now'),
+    expiresAt: sql.placeholder('expiresAt')
+  }).prepare()
+  const touchSession = db.update(sessions).set({
+    lastUsedAt: sql`${sql.placeholder('now')}`,
+    accessExpiresAt: sql`max(${sessions.accessExpiresAt}, ${sql.placeholder('accessExpiresAt')})`
+  }).where(eq(sessions.id, sql.placeholder('id'))).prepare()
+
+  // better-sqlite3 transactions are synchronous: parallel refreshes of one token are
+  // serialised here, and only the first finds it unused.
+  const rotateTx = client.transaction((oldHash: string, newHash: string, now: number, accessExpiresAt: number): RotateResult => {
+    const row = tokenWithSession.get({ hash: oldHash })
+    if (row === undefined) return { status: 'invalid' }
+    const s = row.session
+    if (row.usedAt !== null) return { status: 'reused', sessionId: s.id, userId: s.userId }
+    if (s.revokedAt !== null || s.expiresAt <= now || row.tokenExpiresAt <= now) return { status: 'invalid' }
+    markUsed.run({ now, hash: oldHash })
+    insertToken.run({ hash: newHash, sessionId: s.id, now, expiresAt: s.expiresAt })
+    touchSession.run({ now, id: s.id, accessExpiresAt })
+    return { status: 'rotated', session: { ...s, lastUsedAt: now } }
+  })
+
+  const live = (id: string, now: number) => and(eq(sessions.id, id), isNull(sessions.revokedAt), gt(sessions.expiresAt, now))
+
+  return {
+    async create (s, refreshHash) {
+      return db.transaction((tx) => {
+        // One statement: the session exists only if the password it checked is still current
+        // (enough here: no other writer can run between the check and the insert).
+        const created = tx.run(sql`
+          INSERT INTO ${sessions} (id, user_id, created_at, last_used_at, expires_at, access_expires_at)
+          SELECT ${s.id}, ${s.userId}, ${s.now}, ${s.now}, ${s.expiresAt}, ${s.accessExpiresAt}
+          WHERE EXISTS (SELECT 1 FROM ${users} WHERE id = ${s.userId} AND credential_version = ${s.credentialVersion})
+        `).changes > 0
+        if (created) tx.insert(refreshTokens).values({ tokenHash: refreshHash, sessionId: s.id, createdAt: s.now, expiresAt: s.expiresAt }).run()
+        return created
+      }, { behavior: 'immediate' })
+    },
+
+    async rotate (oldHash, newHash, now, accessExpiresAt) {
+      return rotateTx.immediate(oldHash, newHash, now, accessExpiresAt)
+    },
+
+    async renew (r) {
+      return db.transaction((tx) => {
+        if (tx.select({ id: sessions.id }).from(sessions).where(live(r.sessionId, r.now)).get() === undefined) return null
+        const consumed = tx.insert(revokedTokens)
+          .values({ jti: r.jti, sessionId: r.sessionId, expiresAt: r.tokenExpiresAt, revokedAt: r.now })
+          .onConflictDoNothing().run().changes > 0
+        if (!consumed) return null // another request renewed this token first
+        tx.update(sessions).set({ accessExpiresAt: sql`max(${sessions.accessExpiresAt}, ${r.accessExpiresAt})` })
+          .where(eq(sessions.id, r.sessionId)).run()
+        const entries: RevocationEntry[] = [{ kind: 'jti', id: r.jti, until: r.tokenExpiresAt }]
+        appendToLog(tx, entries, r.now)
+        return entries
+      }, { behavior: 'immediate' })
+    },
+
+    async findActive (id, now) {
+      return db.select(sessionColumns).from(sessions).where(live(id, now)).get()
+    },
+
+    async listActive (userId, now) {
+      return db.select(sessionColumns).from(sessions)
+        .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, now)))
+        .orderBy(asc(sessions.createdAt))
+        .all()
+    },
+
+    async revoke (id, reason, now) {
+      return db.transaction((tx) => {
+        const revoked = tx.update(sessions).set({ revokedAt: now, revokedReason: reason })
+          .where(and(eq(sessions.id, id), isNull(sessions.revokedAt)))
+          .returning({ until: sessions.accessExpiresAt }).all()
+        const entries = revoked.map((r): RevocationEntry => ({ kind: 'sid', id, until: r.until }))
+        appendToLog(tx, entries, now)
+        if (entries.length > 0) return { entries, count: entries.length }
+        // Already revoked: answered again, for publishing again.
+        const earlier = tx.select({ until: sessions.accessExpiresAt }).from(sessions)
+          .where(and(eq(sessions.id, id), isNotNull(sessions.revokedAt), gt(sessions.accessExpiresAt, now))).get()
+        return { entries: earlier === undefined ? [] : [{ kind: 'sid' as const, id, until: earlier.until }], count: 0 }
+      }, { behavior: 'immediate' })
+    },
+
+    async revokeAllOfUser (userId, reason, now, exceptId) {
+      return db.transaction((tx) => revokeSessionsOfUser(tx, userId, reason, now, exceptId), { behavior: 'immediate' })
+    },
+
+    async prune (now) {
+      // refresh tokens go with their session (ON DELETE CASCADE); the revocation itself
+      // lives on in the revocation log until its tokens expire
+      return db.delete(sessions)
+        .where(and(lt(sessions.accessExpiresAt, now), or(lt(sessions.expiresAt, now), isNotNull(sessions.revokedAt))))
+        .run().changes
+    }
+  }
+}

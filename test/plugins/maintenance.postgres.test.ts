@@ -1,0 +1,3 @@
+// test/plugins/maintenance.test.ts again, on PostgreSQL: test/helper.ts reads TEST_DIALECT.
+process.env.TEST_DIALECT = 'postgres'
+require('./maintenance.test')
