@@ -71,7 +71,7 @@ export function createRedisCounters (redis: Redis, prefix: string, fallback: Cou
   }
 }
 
-/** The limits (SECURITY.md D): credential guessing is throttled per client and per account. */
+/** The limits (docs/api.md, "Abuse and overload"): credential guessing is throttled per client and per account. */
 export const LIMITS = {
   /** failed logins from one client IP */
   loginFailuresPerIp: { max: 50, windowMs: 15 * 60_000 },
