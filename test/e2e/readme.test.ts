@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { startServer } from '../helper'
@@ -40,12 +43,15 @@ t.test('the README walk-through prints the statuses its comments promise', async
   t.ok(expected.includes('DELETE /users/me 204'), 'it deletes the account, after a fresh login')
 
   const server = await startServer(t)
+  // mktemp writes here, so that the test sees the script clean up after itself.
+  const scratch = mkdtempSync(join(tmpdir(), 'readme-walk-'))
+  t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
   // Twice, under dash (POSIX sh) and bash: the script cleans up after itself, so a second
   // run against the same service must give the same answers.
   // (--norc: bash reads ~/.bashrc when its stdin is a socket, as node's pipes are.)
   for (const [shell, ...args] of [['sh'], ['bash', '--norc']]) {
     const { stdout, stderr } = await run(shell, [...args, '-c', script], {
-      env: { PATH: process.env.PATH, BASE: server.url },
+      env: { PATH: process.env.PATH, BASE: server.url, TMPDIR: scratch },
       timeout: 60_000
     })
     t.same(printed(stdout), expected, `${shell}: every status is the one the README's comment promises`)
@@ -53,5 +59,6 @@ t.test('the README walk-through prints the statuses its comments promise', async
     const lines = stdout.split('\n')
     t.match(lines[0], /^POST \/auth\/register -> 201 \{"id":"[0-9a-f-]{36}","username":"Alice",/, `${shell}: the bodies are printed too`)
     t.ok(lines.some((l) => l === 'POST /auth/introspect -> 200 {"active":false}'), `${shell}: the logged-out token is inactive`)
+    t.same(readdirSync(scratch), [], `${shell}: its temporary file is removed`)
   }
 })
