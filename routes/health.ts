@@ -9,24 +9,70 @@ const Health = Type.Object({
     revocation_store: Check,
     revocation_store_kind: Type.Union([Type.Literal('memory'), Type.Literal('redis')])
   })
-})
+}, { description: 'ok, or degraded with the dependency that is down' })
+const Live = Type.Object({ status: Type.Literal('ok') }, { description: 'the process answers' })
+const Ready = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]),
+  checks: Type.Object({
+    database: Check,
+    revocation_store: Check,
+    revocation_replica: Type.Union([Type.Literal('trusted'), Type.Literal('catching_up'), Type.Literal('none')], {
+      description: 'the Redis store\'s local replica: trusted, or catching up (reads then go to Redis); none in-process'
+    }),
+    draining: Type.Boolean({ description: 'a graceful shutdown has started' })
+  })
+}, { description: 'whether this instance should receive traffic' })
 
 const health: FastifyPluginAsyncTypebox = async (fastify) => {
+  const dependencies = async () => {
+    const database = (await fastify.checkDatabase()) ? 'ok' as const : 'down' as const
+    let store: 'ok' | 'down' = 'ok'
+    try { await fastify.revocationStore.ping() } catch { store = 'down' }
+    return { database, store }
+  }
+
   fastify.get('/health', {
     schema: {
       operationId: 'health',
       tags: ['health'],
-      summary: 'Liveness and dependencies (503 when one is down)',
+      summary: 'Dependencies: 200 when the database and the revocation store answer, 503 when one is down',
       response: { 200: Health, 503: Health }
     }
   }, async (_request, reply) => {
-    const database = fastify.checkDatabase() ? 'ok' : 'down'
-    let store: 'ok' | 'down' = 'ok'
-    try { await fastify.revocationStore.ping() } catch { store = 'down' }
+    const { database, store } = await dependencies()
     const ok = database === 'ok' && store === 'ok'
     return reply.status(ok ? 200 : 503).send({
       status: ok ? 'ok' : 'degraded',
       checks: { database, revocation_store: store, revocation_store_kind: fastify.revocationStore.kind }
+    })
+  })
+
+  fastify.get('/health/live', {
+    schema: {
+      operationId: 'healthLive',
+      tags: ['health'],
+      summary: 'Liveness: the process answers (restart it if this fails)',
+      response: { 200: Live }
+    }
+  }, async () => ({ status: 'ok' as const }))
+
+  fastify.get('/health/ready', {
+    schema: {
+      operationId: 'healthReady',
+      tags: ['health'],
+      summary: 'Readiness: 200 while this instance can answer correctly; 503 when a dependency is down or it is shutting down',
+      description: 'Ready means: the database answers (its migrations were applied at start), the revocation store can answer (its replica is trusted, or Redis answers), and no graceful shutdown has started. On SIGTERM it turns 503 SHUTDOWN_DRAIN_MS before the listener closes.',
+      response: { 200: Ready, 503: Ready }
+    }
+  }, async (_request, reply) => {
+    const { database, store } = await dependencies()
+    const status = fastify.revocationStore.status()
+    const replica = status.kind === 'memory' ? 'none' as const : status.trusted ? 'trusted' as const : 'catching_up' as const
+    const draining = fastify.lifecycle.draining
+    const ready = database === 'ok' && store === 'ok' && !draining
+    return reply.status(ready ? 200 : 503).send({
+      status: ready ? 'ready' : 'not_ready',
+      checks: { database, revocation_store: store, revocation_replica: replica, draining }
     })
   })
 }

@@ -23,14 +23,43 @@ export interface AppOptions {
 const REQUEST_ID_PREFIX = randomBytes(6).toString('base64url')
 let requestCounter = 0
 
+// What a client may send as X-Request-Id to correlate our log lines with its own: short,
+// printable ASCII only, so it can neither inject control characters nor bloat the lines.
+const CLIENT_REQUEST_ID = /^[\x20-\x7e]{1,128}$/
+
+/**
+ * The request's logger (Fastify makes one per request anyway, bound to our reqId): a valid
+ * client X-Request-Id is added to it as `clientRequestId`, at no extra cost when absent.
+ */
+const withClientRequestId: NonNullable<FastifyServerOptions['childLoggerFactory']> = function (logger, bindings, opts, rawReq) {
+  const sent = rawReq.headers['x-request-id']
+  if (typeof sent === 'string' && CLIENT_REQUEST_ID.test(sent)) {
+    return logger.child({ ...bindings, clientRequestId: sent }, opts)
+  }
+  return logger.child(bindings, opts)
+}
+
+/**
+ * Fastify 5.12 ignores a numeric trustProxy (it trusts nothing then), so a hop count is
+ * given as the function proxy-addr would build for it: the socket's peer and the n-1
+ * entries before it in X-Forwarded-For are our proxies; the client is the next one. This
+ * is sound only when the service can be reached through those proxies alone (README).
+ */
+function trustProxyOption (trust: Config['trustProxy']): FastifyServerOptions['trustProxy'] {
+  if (typeof trust !== 'number') return trust
+  return (_address: string, hop: number) => hop < trust
+}
+
 /** Server options shared by production (server.ts) and the tests (test/helper.ts). */
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
     bodyLimit: 16 * 1024,
-    trustProxy: config.trustProxy,
-    requestIdHeader: 'x-request-id',
+    trustProxy: trustProxyOption(config.trustProxy),
+    // The request id is always ours: a client must not choose what our log lines are keyed by.
+    requestIdHeader: false,
     // Unique across processes and restarts, and cheaper than a UUID per request.
     genReqId: () => `${REQUEST_ID_PREFIX}-${(++requestCounter).toString(36)}`,
+    childLoggerFactory: withClientRequestId,
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     ajv: {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { isIP } from 'node:net'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 
@@ -25,9 +26,12 @@ export const EnvSchema = Type.Object({
   COMPAT_ROUTES: Type.Optional(Bool),
   CORS_ORIGIN: Type.Optional(Type.String()),
   RATE_LIMITS: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
-  TRUST_PROXY: Type.Optional(Bool),
+  TRUST_PROXY: Type.Optional(Type.String()),
   LOG_LEVEL: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
-  WORKERS: Type.Optional(Int(1, 64))
+  WORKERS: Type.Optional(Int(1, 64)),
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 256 })),
+  METRICS_PORT: Type.Optional(Int(1, 65535)),
+  SHUTDOWN_DRAIN_MS: Type.Optional(Int(0, 60000))
 })
 export type Env = Static<typeof EnvSchema>
 
@@ -52,9 +56,17 @@ export interface Config {
   compatRoutes: boolean
   corsOrigin: string[] | '*' | undefined
   rateLimits: boolean
-  trustProxy: boolean
+  /**
+   * Fastify's trustProxy: false (the socket's address), a hop count, or the proxies'
+   * addresses/CIDRs. Never `true`: that would let any client choose its IP.
+   */
+  trustProxy: false | number | string[]
   logLevel: string
   workers: number
+  /** GET /metrics: with a bearer token on the service's port, and/or on a port of its own */
+  metrics: { token: string | undefined, port: number | undefined }
+  /** how long /health/ready answers 503 before the listener closes, on SIGTERM */
+  shutdownDrainMs: number
 }
 
 export class ConfigError extends Error {
@@ -96,6 +108,36 @@ function parseCors (raw: string | undefined): Config['corsOrigin'] {
     if (!/^https?:\/\/[^/\s]+$/.test(origin)) throw new ConfigError('CORS_ORIGIN', `has an origin that is not scheme://host[:port]: ${origin}`)
   }
   return origins
+}
+
+/**
+ * TRUST_PROXY: unset (trust none), a hop count, or comma-separated proxy addresses/CIDRs.
+ * `true` is refused: every client could then pick the IP it is rate limited under.
+ */
+function parseTrustProxy (raw: string | undefined): Config['trustProxy'] {
+  const value = raw?.trim() ?? ''
+  // `false` was the old documented default: it still means "trust none".
+  if (value === '' || value.toLowerCase() === 'false') return false
+  if (value.toLowerCase() === 'true') {
+    throw new ConfigError('TRUST_PROXY', 'must not be true (any client could choose its IP): give a hop count (e.g. 1) or the proxy addresses/CIDRs')
+  }
+  if (/^[0-9]+$/.test(value)) {
+    const hops = Number(value)
+    if (!Number.isSafeInteger(hops) || hops < 1) throw new ConfigError('TRUST_PROXY', 'hop count must be a positive whole number (or leave it unset to trust none)')
+    return hops
+  }
+  const entries = value.split(',').map((s) => s.trim())
+  for (const entry of entries) {
+    const [address, prefix, ...rest] = entry.split('/')
+    const family = isIP(address)
+    // /0 would trust every address, which is `true` under another name.
+    const bits = family === 4 ? 32 : 128
+    const prefixOk = prefix === undefined || (/^[0-9]{1,3}$/.test(prefix) && Number(prefix) >= 1 && Number(prefix) <= bits)
+    if (family === 0 || rest.length > 0 || !prefixOk) {
+      throw new ConfigError('TRUST_PROXY', `must be a hop count or comma-separated proxy IP addresses/CIDRs; not one: "${entry.slice(0, 64)}"`)
+    }
+  }
+  return entries
 }
 
 /**
@@ -158,8 +200,10 @@ export function loadConfig (source: Record<string, string | undefined> = process
     compatRoutes: (e.COMPAT_ROUTES ?? 'true') === 'true',
     corsOrigin: parseCors(e.CORS_ORIGIN),
     rateLimits: (e.RATE_LIMITS ?? 'on') === 'on',
-    trustProxy: e.TRUST_PROXY === 'true',
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL ?? 'info',
-    workers
+    workers,
+    metrics: { token: e.METRICS_TOKEN, port: e.METRICS_PORT === undefined ? undefined : intOf(e, 'METRICS_PORT', 0) },
+    shutdownDrainMs: intOf(e, 'SHUTDOWN_DRAIN_MS', 1000)
   }
 }

@@ -79,3 +79,26 @@ export class RevocationStoreUnavailableError extends Error {
     this.name = 'RevocationStoreUnavailableError'
   }
 }
+
+/**
+ * 499 (nginx's "client closed request"): the client went away while its password hashing
+ * was still queued, so the work was dropped. Nobody reads the answer; the status only keeps
+ * the error handlers from logging it as a failure of the service.
+ */
+export class ClientGoneError extends Error {
+  readonly statusCode = 499
+  constructor () {
+    super('Client closed the request')
+    this.name = 'ClientGoneError'
+  }
+}
+
+/** 503: a password hashing thread died (or the pool is closing) while it held this job. */
+export class PasswordHashingUnavailableError extends Error {
+  readonly statusCode = 503
+  readonly retryAfter = 1 // the pool replaces a dead thread at once
+  constructor (cause?: unknown) {
+    super('Password hashing unavailable; try again', { cause })
+    this.name = 'PasswordHashingUnavailableError'
+  }
+}

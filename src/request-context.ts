@@ -12,6 +12,8 @@ export interface RequestContext {
 /** The context of a request; its signal aborts if the client goes before the answer is sent. */
 export function requestContext (request: FastifyRequest, reply: FastifyReply): RequestContext {
   const controller = new AbortController()
-  reply.raw.once('close', () => { if (!reply.raw.writableFinished) controller.abort() })
+  // A client that left before this point never fires 'close' on the response again.
+  if (request.raw.socket?.destroyed === true) controller.abort()
+  else reply.raw.once('close', () => { if (!reply.raw.writableFinished) controller.abort() })
   return { log: request.log, ip: request.ip, signal: controller.signal }
 }

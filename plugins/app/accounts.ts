@@ -4,7 +4,7 @@ import type { User } from '../../src/schemas/users'
 import type { TokenPair } from '../../src/schemas/tokens'
 import type { UserProfile, UserRecord } from './users-repository'
 import { isCommonPassword } from '../../src/security/password-policy'
-import { CurrentPasswordRequiredError, InvalidTokenError, WeakPasswordError, WrongCurrentPasswordError } from '../../src/errors'
+import { CurrentPasswordRequiredError, InvalidTokenError, OverloadedError, RateLimitedError, WeakPasswordError, WrongCurrentPasswordError } from '../../src/errors'
 
 export interface AccountChange {
   username?: string
@@ -56,7 +56,12 @@ export function toUser (u: UserProfile): User {
 }
 
 export default fp(async function accounts (fastify) {
-  const { usersRepository: users, passwords, sessions, rateLimits } = fastify
+  const { usersRepository: users, passwords, sessions, rateLimits, metrics } = fastify
+  const countLogin = (err: unknown): never => {
+    if (err instanceof RateLimitedError) metrics.logins.inc({ outcome: 'rate_limited' })
+    else if (err instanceof OverloadedError) metrics.logins.inc({ outcome: 'shed' })
+    throw err
+  }
 
   const service: Accounts = {
     async register (username, password, { log, ip, signal }) {
@@ -68,18 +73,20 @@ export default fp(async function accounts (fastify) {
     },
 
     async login (username, password, { log, ip, signal }) {
-      await rateLimits.consumeLogin(ip, username)
+      await rateLimits.consumeLogin(ip, username).catch(countLogin)
       const user = await users.findByUsername(username)
-      const ok = await passwords.verify(password, user?.passwordHash ?? null, signal)
+      const ok = await passwords.verify(password, user?.passwordHash ?? null, signal).catch(countLogin)
       // The session is created only if the password just checked is still the current one:
       // a login that raced a password change or a deletion fails like a wrong password.
       const tokens = ok && user !== undefined ? await sessions.start(user.id, user.credentialVersion) : null
       if (tokens !== null && user !== undefined) {
         await rateLimits.loginSucceeded(ip, username)
+        metrics.logins.inc({ outcome: 'success' })
         log.info({ event: 'login.success', userId: user.id }, 'login succeeded')
         return { user, tokens }
       }
       // The username is not logged: it may be a password typed into the wrong field.
+      metrics.logins.inc({ outcome: 'bad_credentials' })
       log.info({ event: 'login.failure', knownUser: user !== undefined, raced: ok }, 'login failed')
       return null
     },
@@ -107,9 +114,10 @@ export default fp(async function accounts (fastify) {
       if (result === 'gone') return undefined
       if (result === 'session_revoked') throw new InvalidTokenError('Token has been revoked')
       if (result === 'stale') throw new WrongCurrentPasswordError('current_password is no longer the current password')
-      log.info({ event: 'user.password_changed', userId, sessionsRevoked: result.revoked.length }, 'password changed')
+      metrics.revocations.inc({ cause: 'password_change' }, result.revoked.count)
+      log.info({ event: 'user.password_changed', userId, sessionsRevoked: result.revoked.count }, 'password changed')
       if (change.username !== undefined) log.info({ event: 'user.renamed', userId }, 'username changed')
-      await fastify.revocationStore.revoke(result.revoked)
+      await fastify.revocationStore.revoke(result.revoked.entries)
       return result.user
     },
 
@@ -117,11 +125,12 @@ export default fp(async function accounts (fastify) {
       await fastify.revocationStore.ping() // 503 before anything is deleted, when the store is down
       const revoked = await users.delete(userId, Date.now())
       if (revoked === undefined) return false
-      log.info({ event: 'user.deleted', userId, sessionsRevoked: revoked.length }, 'account deleted')
-      await fastify.revocationStore.revoke(revoked)
+      metrics.revocations.inc({ cause: 'account_deleted' }, revoked.count)
+      log.info({ event: 'user.deleted', userId, sessionsRevoked: revoked.count }, 'account deleted')
+      await fastify.revocationStore.revoke(revoked.entries)
       return true
     }
   }
 
   fastify.decorate('accounts', service)
-}, { name: 'accounts', dependencies: ['passwords', 'users-repository', 'sessions', 'rate-limits'] })
+}, { name: 'accounts', dependencies: ['passwords', 'users-repository', 'sessions', 'rate-limits', 'metrics'] })

@@ -12,7 +12,7 @@ export function errorBody (statusCode: number, message: string, code?: string) {
 // SQLite failing underneath us (disk, lock, corruption, a closed connection) is
 // unavailability, not a bug to show: 503, like the revocation store.
 const DB_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL|CORRUPT|NOTADB|READONLY)/
-function isDatabaseUnavailable (error: unknown): boolean {
+export function isDatabaseUnavailable (error: unknown): boolean {
   for (let e = error as { code?: unknown, message?: unknown, cause?: unknown } | undefined, depth = 0; e != null && depth < 3; e = e.cause as typeof e, depth++) {
     if (typeof e.code === 'string' && DB_UNAVAILABLE.test(e.code)) return true
     if (e.message === 'The database connection is not open') return true // better-sqlite3, after close()

@@ -1,7 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import bcrypt from 'bcrypt'
+import type { FastifyBaseLogger } from 'fastify'
 import { createBcryptPool, type BcryptEngine } from '../../src/security/bcrypt-pool'
+import { ClientGoneError, OverloadedError } from '../../src/errors'
+import type { ServiceMetrics } from '../../src/metrics'
 
 /**
  * bcrypt reads only the first 72 bytes and stops at a NUL byte. Every password is first
@@ -12,11 +15,18 @@ export function prehash (password: string): string {
   return createHash('sha256').update(password, 'utf8').digest('base64')
 }
 
+/**
+ * Both may throw OverloadedError (503 + Retry-After: too much hashing queued, refused at
+ * once), PasswordHashingUnavailableError (503: the thread holding the job died) or
+ * ClientGoneError (`signal` aborted while the job was still queued: it never ran).
+ */
 export interface Passwords {
   /** `signal`: the client went away, so work still queued for it is dropped. */
   hash (password: string, signal?: AbortSignal): Promise<string>
   /** Constant work whether or not there is a hash: pass null for an unknown user. */
   verify (password: string, hash: string | null, signal?: AbortSignal): Promise<boolean>
+  /** jobs queued or running (for metrics) */
+  queueDepth (): number
 }
 
 /** bcrypt's own async API (libuv's threadpool); the service uses the low-priority pool. */
@@ -25,15 +35,38 @@ const libuvBcrypt: Pick<BcryptEngine, 'hash' | 'compare'> = {
   compare: async (data, hash) => await bcrypt.compare(data, hash)
 }
 
-export function createPasswords (cost: number, dummyHash: string, engine: Pick<BcryptEngine, 'hash' | 'compare'> = libuvBcrypt): Passwords {
+export interface PasswordsOptions {
+  engine?: Pick<BcryptEngine, 'hash' | 'compare'> & { stats?: () => { inFlight: number } }
+  log?: FastifyBaseLogger
+  metrics?: ServiceMetrics
+}
+
+export function createPasswords (cost: number, dummyHash: string, { engine = libuvBcrypt, log, metrics }: PasswordsOptions = {}): Passwords {
+  // One line per dropped job: the work a flood of impatient clients did not cost.
+  const noteFailure = (op: 'hash' | 'verify') => (err: unknown): never => {
+    if (err instanceof ClientGoneError) {
+      metrics?.hashingDropped.inc()
+      log?.info({ event: 'password_hashing.dropped', op }, 'client gone: queued password hashing dropped')
+    } else if (err instanceof OverloadedError) {
+      metrics?.hashingShed.inc()
+    }
+    throw err
+  }
+  const timed = async <T>(work: Promise<T>, op: 'hash' | 'verify'): Promise<T> => {
+    const end = metrics?.hashingWait.startTimer()
+    const result = await work.catch(noteFailure(op))
+    end?.()
+    return result
+  }
   return {
-    hash: async (password) => await engine.hash(prehash(password), cost),
-    async verify (password, hash) {
+    hash: async (password, signal) => await timed(engine.hash(prehash(password), cost, signal), 'hash'),
+    async verify (password, hash, signal) {
       // An unknown user is checked against a dummy hash of the same cost, so that the
       // answer and its timing do not reveal whether the account exists.
-      const ok = await engine.compare(prehash(password), hash ?? dummyHash)
+      const ok = await timed(engine.compare(prehash(password), hash ?? dummyHash, signal), 'verify')
       return ok && hash !== null
-    }
+    },
+    queueDepth: () => engine.stats?.().inFlight ?? 0
   }
 }
 
@@ -46,6 +79,7 @@ declare module 'fastify' {
 export default fp(async function passwords (fastify) {
   const pool = createBcryptPool()
   fastify.addHook('onClose', async () => { await pool.close() })
+  // Also the pool's first measure of one job's duration, which load shedding needs.
   const dummyHash = await pool.hash(randomBytes(16).toString('base64'), fastify.config.bcryptCost)
-  fastify.decorate('passwords', createPasswords(fastify.config.bcryptCost, dummyHash, pool))
-}, { name: 'passwords', dependencies: ['config'] })
+  fastify.decorate('passwords', createPasswords(fastify.config.bcryptCost, dummyHash, { engine: pool, log: fastify.log, metrics: fastify.metrics }))
+}, { name: 'passwords', dependencies: ['config', 'metrics'] })

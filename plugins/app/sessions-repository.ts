@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { and, asc, eq, gt, isNotNull, isNull, lt, or, sql } from 'drizzle-orm'
 import { refreshTokens, revokedTokens, sessions, users } from '../../src/db/schema'
 import { appendToLog, revokeSessionsOfUser } from '../../src/db/revocation-log'
-import type { RevocationEntry } from '../../src/revocation/contract'
+import type { RevocationEntry, Revoked } from '../../src/revocation/contract'
 
 export interface SessionRecord {
   id: string
@@ -49,10 +49,10 @@ export interface SessionsRepository {
   renew (r: { jti: string, sessionId: string, tokenExpiresAt: number, accessExpiresAt: number, now: number }): Promise<RevocationEntry[] | null>
   findActive (id: string, now: number): Promise<SessionRecord | undefined>
   listActive (userId: string, now: number): Promise<SessionRecord[]>
-  /** Revokes the session; [] when there is no such session. */
-  revoke (id: string, reason: string, now: number): Promise<RevocationEntry[]>
+  /** Revokes the session; no entries when there is no such session. */
+  revoke (id: string, reason: string, now: number): Promise<Revoked>
   /** Revokes every session of the user except `exceptId`. */
-  revokeAllOfUser (userId: string, reason: string, now: number, exceptId?: string): Promise<RevocationEntry[]>
+  revokeAllOfUser (userId: string, reason: string, now: number, exceptId?: string): Promise<Revoked>
   /** Deletes sessions that can no longer matter: past their refresh and access expiry. */
   prune (now: number): Promise<number>
 }
@@ -162,11 +162,11 @@ export default fp(async function sessionsRepository (fastify) {
           .returning({ until: sessions.accessExpiresAt }).all()
         const entries = revoked.map((r): RevocationEntry => ({ kind: 'sid', id, until: r.until }))
         appendToLog(tx, entries, now)
-        if (entries.length > 0) return entries
+        if (entries.length > 0) return { entries, count: entries.length }
         // Already revoked: answered again, for publishing again.
         const earlier = tx.select({ until: sessions.accessExpiresAt }).from(sessions)
           .where(and(eq(sessions.id, id), isNotNull(sessions.revokedAt), gt(sessions.accessExpiresAt, now))).get()
-        return earlier === undefined ? [] : [{ kind: 'sid', id, until: earlier.until }]
+        return { entries: earlier === undefined ? [] : [{ kind: 'sid', id, until: earlier.until }], count: 0 }
       }, { behavior: 'immediate' })
     },
 

@@ -6,7 +6,7 @@ import { InvalidTokenError } from '../../src/errors'
 import type { AccessClaims, SignedAccessToken } from './tokens'
 import type { SessionRecord } from './sessions-repository'
 
-export type RevokeReason = 'logout' | 'logout_all' | 'password_change' | 'account_deleted' | 'refresh_reuse' | 'user_revoked'
+export type RevokeReason = 'logout' | 'logout_all' | 'refresh_reuse' | 'user_revoked'
 
 /**
  * Sessions and the tokens that belong to them. Every revocation is committed to the
@@ -31,7 +31,7 @@ export interface Sessions {
   revokeAccessToken (claims: AccessClaims): Promise<void>
   /** false: no such session */
   revoke (sessionId: string, reason: RevokeReason): Promise<boolean>
-  /** answers how many sessions the revocation covers */
+  /** answers how many sessions were revoked by this call */
   revokeAllOfUser (userId: string, reason: RevokeReason, exceptSessionId?: string): Promise<number>
   listActive (userId: string): Promise<SessionRecord[]>
   findActive (sessionId: string): Promise<SessionRecord | undefined>
@@ -44,7 +44,7 @@ declare module 'fastify' {
 }
 
 export default fp(async function sessions (fastify) {
-  const { sessionsRepository: repo, revocationsRepository, revocationStore: store, tokens } = fastify
+  const { sessionsRepository: repo, revocationsRepository, revocationStore: store, tokens, metrics } = fastify
   const { accessTokenTtl, refreshTokenTtl } = fastify.config
 
   // Access tokens are signed after the database knows their expiry (a session's revocation
@@ -79,10 +79,13 @@ export default fp(async function sessions (fastify) {
       const { iat, expMs } = issueTime(now)
       const next = tokens.newRefreshToken()
       const result = await repo.rotate(tokens.hashRefreshToken(refreshToken), next.hash, now, expMs)
+      metrics.refreshes.inc({ outcome: result.status === 'reused' ? 'reuse_detected' : result.status })
       if (result.status === 'invalid') return null
       if (result.status === 'reused') {
         // RFC 9700 §4.14: a rotated token presented again means one of two parties stole it.
-        await store.revoke(await repo.revoke(result.sessionId, 'refresh_reuse', now))
+        const revoked = await repo.revoke(result.sessionId, 'refresh_reuse', now)
+        metrics.revocations.inc({ cause: 'refresh_reuse' }, revoked.count)
+        await store.revoke(revoked.entries)
         log.warn({ event: 'refresh.reuse', userId: result.userId, sessionId: result.sessionId }, 'refresh token reuse: session revoked')
         return null
       }
@@ -96,6 +99,7 @@ export default fp(async function sessions (fastify) {
       const consumed = await repo.renew({ jti: claims.jti, sessionId: claims.sid, tokenExpiresAt: claims.exp * 1000, accessExpiresAt: expMs, now })
       if (consumed === null) throw new InvalidTokenError('Invalid or expired token')
       const fresh = tokens.signAccessToken(claims.sub, claims.sid, iat)
+      metrics.revocations.inc({ cause: 'renewal' })
       await store.revoke(consumed)
       return fresh
     },
@@ -111,16 +115,18 @@ export default fp(async function sessions (fastify) {
 
     async revoke (sessionId, reason) {
       await store.ping()
-      const entries = await repo.revoke(sessionId, reason, Date.now())
-      await store.revoke(entries)
-      return entries.length > 0
+      const revoked = await repo.revoke(sessionId, reason, Date.now())
+      metrics.revocations.inc({ cause: reason }, revoked.count)
+      await store.revoke(revoked.entries)
+      return revoked.entries.length > 0
     },
 
     async revokeAllOfUser (userId, reason, exceptSessionId) {
       await store.ping()
-      const entries = await repo.revokeAllOfUser(userId, reason, Date.now(), exceptSessionId)
-      await store.revoke(entries)
-      return entries.length
+      const revoked = await repo.revokeAllOfUser(userId, reason, Date.now(), exceptSessionId)
+      metrics.revocations.inc({ cause: reason }, revoked.count)
+      await store.revoke(revoked.entries)
+      return revoked.count
     },
 
     listActive: async (userId) => await repo.listActive(userId, Date.now()),
@@ -128,4 +134,4 @@ export default fp(async function sessions (fastify) {
   }
 
   fastify.decorate('sessions', service)
-}, { name: 'sessions', dependencies: ['config', 'tokens', 'sessions-repository', 'revocations-repository', 'revocation-store'] })
+}, { name: 'sessions', dependencies: ['config', 'tokens', 'sessions-repository', 'revocations-repository', 'revocation-store', 'metrics'] })

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { and, eq, gt, isNull, sql } from 'drizzle-orm'
 import { sessions, users } from '../../src/db/schema'
 import { revokeSessionsOfUser } from '../../src/db/revocation-log'
-import type { RevocationEntry } from '../../src/revocation/contract'
+import type { Revoked } from '../../src/revocation/contract'
 import { UsernameTakenError } from '../../src/errors'
 
 export interface UserRecord {
@@ -43,9 +43,9 @@ export interface UsersRepository {
    * Throws UsernameTakenError.
    */
   changePassword (c: { id: string, passwordHash: string, username?: string, expectedVersion: number, sessionId: string, now: number }):
-  Promise<{ user: UserRecord, revoked: RevocationEntry[] } | PasswordChangeRefused>
+  Promise<{ user: UserRecord, revoked: Revoked } | PasswordChangeRefused>
   /** One transaction: the account deleted and every session revoked. undefined: no such user. */
-  delete (id: string, now: number): Promise<RevocationEntry[] | undefined>
+  delete (id: string, now: number): Promise<Revoked | undefined>
 }
 
 declare module 'fastify' {

@@ -14,9 +14,8 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
       description: 'An unknown username and a wrong password get the same 401, after the same work.',
       body: LoginCredentials,
       response: { 200: Type.Ref(TokenPair), ...errors(...BODY_ERRORS, 401, 429, 503) }
-    },
+    }
     // throttled by fastify.rateLimits (inside accounts): see plugins/app/rate-limits.ts
-    config: { rateLimit: true }
   }, async (request, reply) => {
     const login = await fastify.accounts.login(request.body.username, request.body.password, requestContext(request, reply))
     if (login === null) return reply.unauthorized('Invalid username or password')

@@ -11,9 +11,11 @@ const refresh: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Rotate a refresh token into a new token pair',
       description: 'Each refresh token works once. Presenting one that was already rotated revokes its whole session (401).',
       body: RefreshRequest,
-      response: { 200: Type.Ref(TokenPair), ...errors(...BODY_ERRORS, 401, 503) }
+      response: { 200: Type.Ref(TokenPair), ...errors(...BODY_ERRORS, 401, 429, 503) }
     }
   }, async (request, reply) => {
+    // Counted before the work, valid token or not: the session store is not a free oracle.
+    await fastify.rateLimits.consumeRefresh(request.ip)
     const pair = await fastify.sessions.refresh(request.body.refresh_token, request.log)
     if (pair === null) return reply.unauthorized('Invalid or expired refresh token')
     return pair

@@ -36,9 +36,8 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
         503: MessageError,
         ...commonErrors(413, 415)
       }
-    },
+    }
     // throttled like POST /auth/login (inside accounts, per client IP and per account)
-    config: { rateLimit: true }
   }, async (request, reply) => {
     const login = await accounts.login(request.body.username, request.body.password, requestContext(request, reply))
     if (login === null) return reply.status(401).send({ error: 'Invalid credentials' as const })

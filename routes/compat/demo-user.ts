@@ -31,9 +31,8 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Create an account (seed 000); use POST /auth/register',
       body: Credentials,
       response: { 201: Type.Object({ message: Type.Literal('User created successfully') }), 400: MessageError, 409: MessageError, 429: MessageError, 503: MessageError, ...commonErrors(413, 415) }
-    },
+    }
     // throttled like POST /auth/register (inside accounts, by client IP)
-    config: { rateLimit: true }
   }, async (request, reply) => {
     await accounts.register(request.body.username, request.body.password, requestContext(request, reply))
     return reply.status(201).send({ message: 'User created successfully' as const })

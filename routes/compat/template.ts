@@ -23,9 +23,8 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Create an account (seed 001); use POST /auth/register',
       body: Credentials,
       response: { 201: Msg('User registered successfully'), 400: MsgError, 409: MsgError, 429: MsgError, 503: MsgError, ...commonErrors(413, 415) }
-    },
+    }
     // throttled like POST /auth/register (inside accounts, by client IP)
-    config: { rateLimit: true }
   }, async (request, reply) => {
     await accounts.register(request.body.username, request.body.password, requestContext(request, reply))
     return reply.status(201).send({ msg: 'User registered successfully' as const })
@@ -46,9 +45,8 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
         503: MsgError,
         ...commonErrors(413, 415)
       }
-    },
+    }
     // throttled like POST /auth/login (inside accounts, per client IP and per account)
-    config: { rateLimit: true }
   }, async (request, reply) => {
     const login = await accounts.login(request.body.username, request.body.password, requestContext(request, reply))
     if (login === null) return reply.status(401).send({ msg: 'Bad username or password' })

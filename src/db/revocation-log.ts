@@ -1,6 +1,6 @@
 import { and, eq, gt, isNotNull, isNull, ne, type SQL } from 'drizzle-orm'
 import type { BaseSQLiteDatabase } from 'drizzle-orm/sqlite-core'
-import type { RevocationEntry } from '../revocation/contract'
+import type { RevocationEntry, Revoked } from '../revocation/contract'
 import { revocationLog, sessions } from './schema'
 
 /** A database or a transaction: the helpers below run inside the caller's transaction. */
@@ -21,7 +21,7 @@ export function appendToLog (tx: Writer, entries: RevocationEntry[], now: number
  * revoked whose tokens are still alive, so that repeating a revocation whose publish was
  * lost reaches every instance.
  */
-export function revokeSessionsOfUser (tx: Writer, userId: string, reason: string, now: number, exceptId?: string): RevocationEntry[] {
+export function revokeSessionsOfUser (tx: Writer, userId: string, reason: string, now: number, exceptId?: string): Revoked {
   const scope: SQL[] = [eq(sessions.userId, userId)]
   if (exceptId !== undefined) scope.push(ne(sessions.id, exceptId))
   const revoked = tx.update(sessions).set({ revokedAt: now, revokedReason: reason })
@@ -32,5 +32,5 @@ export function revokeSessionsOfUser (tx: Writer, userId: string, reason: string
   const all = tx.select({ id: sessions.id, until: sessions.accessExpiresAt }).from(sessions)
     .where(and(...scope, isNotNull(sessions.revokedAt), gt(sessions.accessExpiresAt, now)))
     .all() as Array<{ id: string, until: number }>
-  return all.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until }))
+  return { entries: all.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until })), count: revoked.length }
 }

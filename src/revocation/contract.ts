@@ -23,6 +23,16 @@ export interface RevocationEntry {
   until: number
 }
 
+/**
+ * What a revocation in the database answers: the entries to publish (those revoked now and
+ * those revoked before whose tokens still live, so that a repeat repairs a lost publish)
+ * and how many were revoked by this request.
+ */
+export interface Revoked {
+  entries: RevocationEntry[]
+  count: number
+}
+
 export interface RevocationStore {
   readonly kind: 'memory' | 'redis'
   /** Both ids in one look-up; answered synchronously whenever it is answered from memory. */
@@ -32,7 +42,21 @@ export interface RevocationStore {
   /** Loads every live revocation from the database; answers how many. */
   rebuild (): Promise<number>
   ping (): Promise<void>
+  /** For metrics and readiness. */
+  status (): RevocationStoreStatus
   close (): void
+}
+
+export interface RevocationStoreStatus {
+  kind: 'memory' | 'redis'
+  /** reads are answered from memory that is known to be current (always, in-process) */
+  trusted: boolean
+  /** seconds since the replica's last heartbeat proof; null in-process */
+  leaseAgeSeconds: number | null
+  /** loads from the database (start, reconnects, FLUSHALL, replica reloads) */
+  rebuilds: number
+  /** Redis commands that failed */
+  redisErrors: number
 }
 
 /** The revocation log as the stores read it (plugins/app/revocations-repository.ts). */

@@ -30,6 +30,7 @@ export function createMemoryStore (log: RevocationLog, sweepEveryMs = 60_000): M
     return added
   }
   // Expired entries are dropped as they are met and by this sweep, so the maps never grow without bound.
+  let rebuilds = 0
   const sweeper = setInterval(() => {
     const now = Date.now()
     for (const map of [blocked.jti, blocked.sid]) {
@@ -49,9 +50,11 @@ export function createMemoryStore (log: RevocationLog, sweepEveryMs = 60_000): M
     async rebuild () {
       const { entries } = await log.loadAll(Date.now())
       add(entries)
+      rebuilds++
       return entries.length
     },
     async ping () {},
+    status: () => ({ kind: 'memory', trusted: true, leaseAgeSeconds: null, rebuilds, redisErrors: 0 }),
     close () { clearInterval(sweeper) }
   }
 }

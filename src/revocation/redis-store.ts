@@ -46,6 +46,8 @@ export function createRedisStore (client: Redis, opts: RedisStoreOptions): Revoc
   let rebuilding: Promise<number> | null = null
   // Set when a write may not have reached Redis: the next read rebuilds first.
   let dirty = false
+  let rebuilds = 0
+  let errors = 0
 
   const publish = async (entries: RevocationEntry[]) => {
     const live = entries.filter((e) => e.until > Date.now())
@@ -70,10 +72,12 @@ export function createRedisStore (client: Redis, opts: RedisStoreOptions): Revoc
           for (const [err] of results ?? []) if (err) throw err
         }
         await redis.set(marker, String(now))
+        rebuilds++
         logger.info({ event: 'revocation_store.rebuilt', entries: entries.length }, 'revocation store rebuilt from the database')
         return entries.length
       } catch (err) {
         dirty = true
+        errors++
         throw new RevocationStoreUnavailableError(err)
       } finally {
         rebuilding = null
@@ -87,6 +91,7 @@ export function createRedisStore (client: Redis, opts: RedisStoreOptions): Revoc
     try {
       return await redis.mget(marker, keyOf('jti', jti), keyOf('sid', sid))
     } catch (err) {
+      errors++
       throw new RevocationStoreUnavailableError(err)
     }
   }
@@ -137,6 +142,7 @@ export function createRedisStore (client: Redis, opts: RedisStoreOptions): Revoc
         // The database already holds it: Redis is rebuilt from there as soon as it answers,
         // and the other replicas find it when they reconcile with the database.
         dirty = true
+        errors++
         throw new RevocationStoreUnavailableError(err)
       }
       // Commit-wait: a replica that has not seen the message by now is no longer trusted.
@@ -152,6 +158,16 @@ export function createRedisStore (client: Redis, opts: RedisStoreOptions): Revoc
         await redis.ping()
       } catch (err) {
         throw new RevocationStoreUnavailableError(err)
+      }
+    },
+    status () {
+      const { reloads, proofAgeMs, failedBeats } = replica.state()
+      return {
+        kind: 'redis' as const,
+        trusted: replica.trusted(),
+        leaseAgeSeconds: Number.isFinite(proofAgeMs) ? proofAgeMs / 1000 : null,
+        rebuilds: rebuilds + reloads,
+        redisErrors: errors + failedBeats
       }
     },
     close () {

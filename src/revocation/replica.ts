@@ -48,6 +48,8 @@ export interface ReplicaOptions {
 export interface Replica {
   /** synced, and a heartbeat proof younger than the lease */
   trusted (): boolean
+  /** for metrics: reloads so far, and the age of the last proof (ms; Infinity before the first) */
+  state (): { reloads: number, proofAgeMs: number, failedBeats: number }
   isRevoked (jti: string, sid: string): boolean
   add (entries: RevocationEntry[]): void
   /** (Re)subscribes and loads the database; resolves once the replica is synced, or not. */
@@ -66,6 +68,8 @@ export function createReplica (opts: ReplicaOptions): Replica {
   let syncing: Promise<boolean> | null = null
   let beating = false
   let reconciling = false
+  let reloads = 0
+  let failedBeats = 0
 
   const lose = (why: string) => {
     if (synced) logger.warn({ event: 'revocation_replica.untrusted', why }, 'revocation replica out of sync; reading Redis until reloaded')
@@ -84,6 +88,7 @@ export function createReplica (opts: ReplicaOptions): Replica {
         const current = Number(await redis.get(sequenceKey) ?? 0)
         const loaded = await log.loadAll(Date.now())
         memory.add(loaded.entries)
+        reloads++
         position = Math.max(position, loaded.position)
         lastSeq = Math.max(lastSeq, current)
         synced = generation === started && subscriber.status === 'ready'
@@ -144,7 +149,8 @@ export function createReplica (opts: ReplicaOptions): Replica {
   const heartbeats = setInterval(() => {
     if (beating || subscriber.status !== 'ready') return
     beating = true
-    heartbeat().catch(() => {}).finally(() => { beating = false }) // a missed beat just lets the lease run out
+    // a missed beat just lets the lease run out
+    heartbeat().catch(() => { failedBeats++ }).finally(() => { beating = false })
   }, HEARTBEAT_MS).unref()
 
   const reconcile = async () => {
@@ -171,6 +177,7 @@ export function createReplica (opts: ReplicaOptions): Replica {
 
   return {
     trusted: () => synced && performance.now() - proofAt < LEASE_MS,
+    state: () => ({ reloads, proofAgeMs: performance.now() - proofAt, failedBeats }),
     isRevoked: (jti, sid) => memory.isRevoked(jti, sid),
     add (entries) { memory.add(entries) },
     sync,

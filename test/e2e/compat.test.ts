@@ -52,7 +52,7 @@ t.test('both seeds\' flows, and tokens across surfaces, over HTTP', async (t) =>
   const got = await call(url, 'GET', '/user', { token: valid.body.token })
   t.equal(got.body.user.username, demo.username)
   t.equal((await call(url, 'GET', '/user', { token: valid.body.token })).status, 401, 'GET /user replay')
-  const put = await call(url, 'PUT', '/user', { token: got.body.token, body: { password: 'a different passphrase' } })
+  const put = await call(url, 'PUT', '/user', { token: got.body.token, body: { password: 'a different passphrase', current_password: PASSWORD } })
   t.equal(put.body.message, 'User updated successfully')
   t.equal((await call(url, 'POST', '/authenticate_user', { body: demo })).status, 401, 'old password refused')
   const viaBearer = await call(url, 'POST', '/validate_token', { token: put.body.token })

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { build, bearer, login, newUser, ownRedis, PASSWORD, REDIS_URL, redisPrefix, requireRedis } from '../helper'
+import { build, bearer, login, newUser, ownRedis, PASSWORD, REDIS_URL, redisPrefix, requireRedis, startServer, waitFor } from '../helper'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -38,7 +38,10 @@ t.test('revocations survive a restart of the service (memory store, same databas
 
 t.test('with Redis: outage answers 503 (fail closed), recovery, restart and FLUSHALL lose nothing', async (t) => {
   const server = await ownRedis(t)
-  const app = await build(t, { REDIS_URL: server.url, REDIS_PREFIX: redisPrefix() })
+  const prefix = redisPrefix()
+  // A file, so that a second process can share the database.
+  const DATABASE_URL = `file:${join(mkdtempSync(join(tmpdir(), 'auth-flush-')), 'auth.db')}`
+  const app = await build(t, { REDIS_URL: server.url, REDIS_PREFIX: prefix, DATABASE_URL })
   const live = await newUser(app)
   const revoked = await newUser(app)
   t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: revoked.auth })).statusCode, 204)
@@ -51,6 +54,18 @@ t.test('with Redis: outage answers 503 (fail closed), recovery, restart and FLUS
   admin.disconnect()
   t.equal((await app.inject({ url: '/users/me', headers: revoked.auth })).statusCode, 401, 'revoked token stays revoked after FLUSHALL')
   t.equal((await app.inject({ url: '/users/me', headers: live.auth })).statusCode, 200)
+  // The answers above may come from the in-process replica: prove that Redis itself was
+  // rebuilt, for the instances that read it.
+  const sidKey = `${prefix}sid:${app.tokens.verifyAccessToken(revoked.tokens.access_token)!.sid}`
+  const reader = new Redis(server.url)
+  t.teardown(() => reader.disconnect())
+  const rebuilt = await waitFor(async () => (await reader.exists(sidKey)) === 1, 5000).then(() => true, () => false)
+  t.ok(rebuilt, 'the revoked session is in Redis again')
+  const other = await startServer(t, { REDIS_URL: server.url, REDIS_PREFIX: prefix, DATABASE_URL })
+  const meOn = async (token: string) => (await fetch(`${other.url}/users/me`, { headers: bearer(token) })).status
+  t.equal(await meOn(revoked.tokens.access_token), 401, 'an instance started after the FLUSHALL refuses it too')
+  t.equal(await meOn(live.tokens.access_token), 200, 'and accepts the live one')
+  await other.stop()
 
   await server.stop()
   // Each instance's replica answers until the outage is noticed (the connections drop at

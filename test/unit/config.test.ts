@@ -17,6 +17,7 @@ t.test('defaults match docs/api.md', async (t) => {
   t.equal(c.compatRoutes, true)
   t.equal(c.corsOrigin, undefined)
   t.equal(c.rateLimits, true)
+  t.equal(c.trustProxy, false)
   t.equal(c.logLevel, 'info')
 })
 
@@ -47,7 +48,19 @@ t.test('each bad value names its variable', async (t) => {
     [{ DATABASE_URL: 'postgres://localhost/test' }, 'DATABASE_URL'],
     [{ DATABASE_URL: 'mysql://localhost/test' }, 'DATABASE_URL'],
     [{ CORS_ORIGIN: 'not a url' }, 'CORS_ORIGIN'],
-    [{ WORKERS: '2' }, 'WORKERS']
+    [{ WORKERS: '2' }, 'WORKERS'],
+    [{ TRUST_PROXY: 'true' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: 'TRUE' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: '0' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: 'yes' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: 'loopback' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: '10.0.0.0/255.0.0.0' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: '0.0.0.0/0' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: '::/0' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: 'fd00::/129' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: '10.0.0.1,' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: '10.0.0.1, 1.2.3' }, 'TRUST_PROXY']
   ]
   for (const [env, variable] of bad) {
     let error: unknown
@@ -60,6 +73,19 @@ t.test('each bad value names its variable', async (t) => {
     t.equal((error as ConfigError).variable, variable)
     t.match((error as ConfigError).message, variable)
   }
+})
+
+t.test('TRUST_PROXY=true is refused with what to give instead', async (t) => {
+  t.throws(() => loadConfig({ TRUST_PROXY: 'true' }), { name: 'ConfigError', variable: 'TRUST_PROXY', message: /hop count.*addresses/ })
+})
+
+t.test('TRUST_PROXY: unset trusts none, a hop count, or proxy addresses/CIDRs', async (t) => {
+  t.equal(loadConfig({ TRUST_PROXY: '' }).trustProxy, false)
+  t.equal(loadConfig({ TRUST_PROXY: 'false' }).trustProxy, false, 'the old default still means none')
+  t.equal(loadConfig({ TRUST_PROXY: '1' }).trustProxy, 1)
+  t.equal(loadConfig({ TRUST_PROXY: '2' }).trustProxy, 2)
+  t.same(loadConfig({ TRUST_PROXY: '10.0.0.5, 10.1.0.0/16,::1, fd00::/8' }).trustProxy, ['10.0.0.5', '10.1.0.0/16', '::1', 'fd00::/8'])
+  t.same(loadConfig({ TRUST_PROXY: '127.0.0.1/32' }).trustProxy, ['127.0.0.1/32'])
 })
 
 t.test('the secret never appears in a config error', async (t) => {

@@ -1,0 +1,18 @@
+'use strict'
+// One bcrypt job, run by a thread of the pool in src/security/bcrypt-pool.ts (piscina loads
+// it by file name, so it is plain JavaScript that works from src/ and, copied, from dist/).
+// bcrypt's errors come back as a value: the pool then knows that any rejection means the
+// worker itself died, not that the input was bad. `ms` is the time the hashing took here,
+// waits for the CPU included, but not the thread's start or the trip through the queue.
+const { performance } = require('node:perf_hooks')
+const bcrypt = require('bcrypt')
+
+module.exports = function bcryptJob ({ op, data, arg }) {
+  const start = performance.now()
+  try {
+    const result = op === 'hash' ? bcrypt.hashSync(data, arg) : bcrypt.compareSync(data, arg)
+    return { result, ms: performance.now() - start }
+  } catch (err) {
+    return { error: String((err && err.message) || err) }
+  }
+}

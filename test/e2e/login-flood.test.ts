@@ -1,0 +1,121 @@
+import t, { type Test } from 'tap'
+import { request } from 'node:http'
+import { availableParallelism } from 'node:os'
+import { PASSWORD, startServer, uniqueName, waitFor, type RunningServer } from '../helper'
+
+// The server's bcrypt threads: the same formula as src/security/bcrypt-pool.ts, same machine.
+const THREADS = Math.max(2, availableParallelism())
+
+interface Answer { status: number, retryAfter?: string, body: any }
+
+/** One request on a connection of its own (no agent, no keep-alive). */
+function send (base: string, method: string, path: string, body?: unknown, token?: string): Promise<Answer> {
+  const { hostname, port } = new URL(base)
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {}
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    if (token !== undefined) headers.authorization = `Bearer ${token}`
+    const req = request({ hostname, port, method, path, headers, agent: false }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (d) => { text += d })
+      res.on('end', () => resolve({ status: res.statusCode!, retryAfter: res.headers['retry-after'], body: text === '' ? undefined : JSON.parse(text) }))
+    })
+    // Not a timing assertion: only so that a request the server never answers fails the
+    // test instead of hanging it.
+    req.setTimeout(60_000, () => req.destroy(new Error(`${method} ${path}: no answer`)))
+    req.on('error', reject)
+    req.end(body === undefined ? undefined : JSON.stringify(body))
+  })
+}
+
+/** Sends a login and closes the socket as soon as the request is written: a client that gave up. */
+function loginAndLeave (base: string, username: string, password: string): Promise<void> {
+  const { hostname, port } = new URL(base)
+  return new Promise((resolve) => {
+    const req = request({ hostname, port, method: 'POST', path: '/auth/login', headers: { 'content-type': 'application/json' }, agent: false })
+    req.on('error', () => {}) // the socket is ours to destroy
+    req.end(JSON.stringify({ username, password }), () => {
+      req.destroy()
+      resolve()
+    })
+  })
+}
+
+const count = (text: string, needle: string) => text.split(needle).length - 1
+const logLines = (server: RunningServer, from: number) => server.output().slice(from).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
+
+async function userWithToken (t: Test, base: string) {
+  const username = uniqueName('flood')
+  t.equal((await send(base, 'POST', '/auth/register', { username, password: PASSWORD })).status, 201)
+  const login = await send(base, 'POST', '/auth/login', { username, password: PASSWORD })
+  t.equal(login.status, 200)
+  return { username, token: login.body.access_token as string }
+}
+
+t.test('a login flood: excess logins get 503 + Retry-After at once, the rest are answered, token reads stay 200', async (t) => {
+  const server = await startServer(t, { BCRYPT_COST: '13', RATE_LIMITS: 'off' })
+  const { username, token } = await userWithToken(t, server.url)
+
+  // Far more logins than the threads can hash in 2 s, each over its own connection. Even
+  // ones carry the right password.
+  const size = Math.max(80, 12 * THREADS)
+  const state = { flooding: true }
+  const flood = Promise.all(Array.from({ length: size }, (_, i) =>
+    send(server.url, 'POST', '/auth/login', { username, password: i % 2 === 0 ? PASSWORD : 'wrong horse battery staple' })))
+    .finally(() => { state.flooding = false })
+
+  // Token reads, one after the other, for as long as the flood lasts.
+  const reads: number[] = []
+  do reads.push((await send(server.url, 'GET', '/users/me', undefined, token)).status)
+  while (state.flooding)
+  const answers = await flood
+
+  const shed = answers.filter((a) => a.status === 503)
+  t.ok(shed.length > 0, `some logins were shed (${shed.length} of ${size})`)
+  t.ok(shed.length < size, 'and some were not')
+  for (const a of shed) {
+    t.match(a.retryAfter, /^[1-9]\d*$/, 'Retry-After: whole seconds, at least 1')
+    t.same(Object.keys(a.body).sort(), ['error', 'message', 'statusCode'])
+    t.match(a.body, { statusCode: 503, error: 'Service Unavailable', message: String })
+  }
+  for (const [i, a] of answers.entries()) {
+    if (a.status !== 503) t.equal(a.status, i % 2 === 0 ? 200 : 401, `login ${i} answered as its password deserves`)
+  }
+  t.ok(reads.length >= 1)
+  t.same(reads, reads.map(() => 200), `every token read during the flood answered 200 (${reads.length})`)
+
+  // The queue drained: the service takes logins again.
+  t.equal((await send(server.url, 'POST', '/auth/login', { username, password: PASSWORD })).status, 200)
+  t.notOk(server.output().includes(PASSWORD), 'the password never reached the log')
+})
+
+t.test('clients that give up: their queued hashing is dropped, never run', async (t) => {
+  const server = await startServer(t, { BCRYPT_COST: '12', RATE_LIMITS: 'off' })
+  const { username } = await userWithToken(t, server.url)
+
+  // One login per thread keeps every thread busy (unknown user: 401 after a full hash).
+  const from = server.output().length
+  const blockers = Array.from({ length: THREADS }, () => send(server.url, 'POST', '/auth/login', { username: uniqueName('nobody'), password: PASSWORD }))
+  await waitFor(async () => count(server.output().slice(from), 'incoming request') >= THREADS, 10_000)
+
+  // Then clients with the right password, which leave as soon as their request is sent:
+  // their jobs wait behind the blockers, and must never run.
+  const gone = 4
+  await Promise.all(Array.from({ length: gone }, () => loginAndLeave(server.url, username, PASSWORD)))
+  const blocked = await Promise.all(blockers)
+  t.same(blocked.map((b) => b.status), blocked.map(() => 401), 'the blockers were answered')
+
+  const lines = () => logLines(server, from)
+  // Every client that left is accounted for: dropped from the queue, or (on a machine so
+  // loaded that the queue had no room) refused with 503 before queueing.
+  const dropped = () => lines().filter((l) => l.event === 'password_hashing.dropped').length
+  const refused = () => lines().filter((l) => l.err?.type === 'OverloadedError').length
+  await waitFor(async () => dropped() + refused() >= gone, 10_000).catch(() => {}) // asserted below
+  t.equal(dropped() + refused(), gone, 'each gone client was dropped or refused')
+  t.ok(dropped() >= 1, `queued work of gone clients was dropped (${dropped()} of ${gone})`)
+  t.equal(lines().filter((l) => l.event === 'login.success').length, 0, 'no gone client\'s password was checked: no login succeeded')
+
+  // The pool is not stuck: a login afterwards works.
+  t.equal((await send(server.url, 'POST', '/auth/login', { username, password: PASSWORD })).status, 200)
+})

@@ -1,0 +1,86 @@
+import t from 'tap'
+import { bearer, build, login, newUser, PASSWORD, register, type App } from '../helper'
+import { parseMetrics } from '../support/prometheus'
+import { LIMITS } from '../../plugins/app/rate-limits'
+
+const METRICS_TOKEN = 'a-metrics-token-for-tests-only'
+
+async function scrape (app: App) {
+  const res = await app.inject({ url: '/metrics', headers: bearer(METRICS_TOKEN) })
+  if (res.statusCode !== 200) throw new Error(`scrape failed: ${res.statusCode}`)
+  return parseMetrics(res.body)
+}
+
+t.test('GET /metrics needs the METRICS_TOKEN, and does not exist without one', async (t) => {
+  const app = await build(t, { METRICS_TOKEN })
+  t.equal((await app.inject({ url: '/metrics' })).statusCode, 401, 'no token')
+  const wrong = await app.inject({ url: '/metrics', headers: bearer('a-metrics-token-for-tests-onlx') })
+  t.equal(wrong.statusCode, 401, 'a token that differs in its last character')
+  t.same(Object.keys(wrong.json()).sort(), ['error', 'message', 'statusCode'])
+  const ok = await app.inject({ url: '/metrics', headers: bearer(METRICS_TOKEN) })
+  t.equal(ok.statusCode, 200)
+  t.match(ok.headers['content-type'], /^text\/plain/)
+  t.ok(parseMetrics(ok.body).has('process_cpu_seconds_total'), 'process metrics are there')
+  const docs = (await app.inject({ url: '/docs/json' })).json()
+  t.notOk('/metrics' in docs.paths, 'not in the public API document')
+
+  const without = await build(t)
+  t.equal((await without.inject({ url: '/metrics', headers: bearer(METRICS_TOKEN) })).statusCode, 404, 'off unless METRICS_TOKEN is set')
+})
+
+t.test('the counters move by exactly what was done over HTTP', async (t) => {
+  const app = await build(t, { METRICS_TOKEN })
+  const before = await scrape(app)
+  const user = await register(app)
+  const other = await newUser(app)
+
+  // Logins: 2 successes (one above in newUser), 3 bad credentials, then a rate-limited one.
+  await login(app, user.username)
+  for (let i = 0; i < 3; i++) {
+    const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { username: user.username, password: `wrong ${i}` }, remoteAddress: '10.7.0.1' })
+    t.equal(res.statusCode, 401)
+  }
+  for (let i = 0; i < LIMITS.loginFailuresPerIp.max - 3; i++) {
+    await app.inject({ method: 'POST', url: '/auth/login', payload: { username: `nobody${i}`, password: 'wrong guess' }, remoteAddress: '10.7.0.1' })
+  }
+  const limited = await app.inject({ method: 'POST', url: '/auth/login', payload: { username: user.username, password: PASSWORD }, remoteAddress: '10.7.0.1' })
+  t.equal(limited.statusCode, 429)
+
+  // Refreshes: one rotation, one reuse (revokes the session), one unknown token.
+  const pair = await login(app, user.username)
+  const rotated = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: pair.refresh_token } })
+  t.equal(rotated.statusCode, 200)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: pair.refresh_token } })).statusCode, 401)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: 'x'.repeat(43) } })).statusCode, 401)
+
+  // Revocations: a logout, a logout-all covering two sessions, a deletion covering one.
+  const a = await login(app, user.username)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(a.access_token) })).statusCode, 204)
+  const b = await login(app, user.username)
+  await login(app, user.username)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(b.access_token), payload: { scope: 'all' } })).statusCode, 204)
+  t.equal((await app.inject({ method: 'DELETE', url: '/users/me', headers: other.auth })).statusCode, 204)
+
+  // Reads: three of /users/me with a live token.
+  const c = await login(app, user.username)
+  for (let i = 0; i < 3; i++) t.equal((await app.inject({ url: '/users/me', headers: bearer(c.access_token) })).statusCode, 200)
+
+  const after = await scrape(app)
+  const moved = (name: string, labels?: Record<string, string>) => after.value(name, labels) - before.value(name, labels)
+  t.equal(moved('auth_logins_total', { outcome: 'success' }), 7, 'successful logins: newUser, then 6 here')
+  t.equal(moved('auth_logins_total', { outcome: 'bad_credentials' }), LIMITS.loginFailuresPerIp.max)
+  t.equal(moved('auth_logins_total', { outcome: 'rate_limited' }), 1)
+  t.equal(moved('auth_logins_total', { outcome: 'shed' }), 0)
+  t.equal(moved('auth_refresh_total', { outcome: 'rotated' }), 1)
+  t.equal(moved('auth_refresh_total', { outcome: 'reuse_detected' }), 1)
+  t.equal(moved('auth_refresh_total', { outcome: 'invalid' }), 1)
+  t.equal(moved('auth_revocations_total', { cause: 'refresh_reuse' }), 1)
+  t.equal(moved('auth_revocations_total', { cause: 'logout' }), 1)
+  t.equal(moved('auth_revocations_total', { cause: 'logout_all' }), 3, 'the user\'s live sessions: the first login, b and the one after it')
+  t.equal(moved('auth_revocations_total', { cause: 'account_deleted' }), 1)
+  t.equal(moved('http_requests_total', { route: '/users/me', method: 'GET', status_code: '200' }), 3, 'requests by route and status')
+  t.equal(after.families.find((f) => f.name === 'http_request_duration_seconds')?.type, 'HISTOGRAM', 'and their latency histogram')
+  t.equal(after.value('auth_revocation_replica_trusted'), 1, 'the in-process store is always trusted')
+  t.equal(after.value('auth_revocation_store_info', { kind: 'memory' }), 1)
+  t.ok(after.has('auth_password_hashing_seconds'), 'hashing is timed')
+})
