@@ -8,6 +8,11 @@
  *   npm run bench -- --profile  also writes the service's CPU profiles to bench/.tmp/profiles
  *   npm run bench -- --alg EdDSA|ES256|RS256   only `me` and `reject` (memory store), tokens
  *                               signed with that algorithm; results in bench/.tmp/results-<alg>.json
+ *   npm run bench -- --save     a full run that replaces the committed bench/results.json and
+ *                               the tables of README.md and bench/README.md (bench/tables.ts)
+ *
+ * Without --save a run writes bench/.tmp/results.json (ignored by git), so trying the bench
+ * never dirties the tree.
  *
  * Env: BENCH_REDIS_URL (default REDIS_URL, else redis://127.0.0.1:6379), BCRYPT_COST (12),
  * UV_THREADPOOL_SIZE (passed to the service and to the bcrypt reference alike).
@@ -16,14 +21,15 @@ import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, relative } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { Redis } from 'ioredis'
 import { childPids, cpuSeconds, freePort, rssMb, sleep, startChild, stopAll, type Child } from './lib/procs'
 import { load, rotate, type LoadResult, type LoadSpec, type Req } from './lib/load'
 import { badTokens } from './lib/tokens'
-import { table, type Row } from './lib/report'
 import { generateSigningJwk, parseKeySet, type AsymmetricAlg, type SigningKey } from '../src/signing-keys'
+import { summary, type MemoryEntry, type Results, type Row } from './lib/report'
+import { COMMITTED_RESULTS, LATEST_RESULTS, updateReadmes } from './tables'
 
 const ROOT = join(__dirname, '..')
 const SERVER_ENTRY = join(ROOT, 'dist', 'src', 'server.js')
@@ -42,6 +48,7 @@ const ALG = (() => {
 /** with --alg: the service's key set (one key), written next to the database */
 let signingKey: SigningKey | undefined
 let keysFile: string | undefined
+const SAVE = process.argv.includes('--save')
 const BCRYPT_COST = Number(process.env.BCRYPT_COST ?? 12)
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const RUN_ID = randomBytes(3).toString('hex')
@@ -585,6 +592,7 @@ function machine (redisVersion: string | null) {
 
 async function main () {
   if (!existsSync(SERVER_ENTRY)) throw new Error(`${SERVER_ENTRY} is missing: run npm run build (npm run bench does)`)
+  if (SAVE && QUICK) throw new Error('--save keeps full runs only: drop --quick')
   // bench/.tmp/profiles holds the service's CPU profiles with --profile
   if (PROFILE) mkdirSync(join(__dirname, '.tmp', 'profiles'), { recursive: true })
   const dir = mkdtempSync(join(tmpdir(), 'auth-bench-'))
@@ -678,7 +686,7 @@ async function main () {
   const sorted = [...rows].sort((a, b) => order(a) - order(b))
   const targets = evaluateTargets(sorted)
   const elapsed = (performance.now() - T0) / 1000
-  const results = {
+  const results: Results = {
     machine: { ...info, loadavg_end: loadavg().map((x) => Number(x.toFixed(2))), elapsed_s: Number(elapsed.toFixed(1)) },
     scenarios: sorted.map((r) => ({
       ...r,
@@ -689,30 +697,26 @@ async function main () {
       reference_rps: r.reference_rps === null ? null : Number(r.reference_rps.toFixed(2))
     })),
     unavailable,
-    memory: memoryReport,
+    memory: memoryReport as MemoryEntry[],
     targets,
     failures
   }
-  // A --alg run measures two scenarios only: it does not replace the full run's record.
-  const resultsFile = ALG === undefined ? join(__dirname, 'results.json') : join(__dirname, '.tmp', `results-${ALG}.json`)
-  if (ALG !== undefined) mkdirSync(join(__dirname, '.tmp'), { recursive: true })
-  writeFileSync(resultsFile, JSON.stringify(results, null, 2) + '\n')
+  // A run that failed is never committed, --save or not; nor is a partial one (--quick, --alg).
+  const save = SAVE && failures.length === 0 && !QUICK && ALG === undefined
+  const file = save ? COMMITTED_RESULTS : ALG === undefined ? LATEST_RESULTS : join(__dirname, '.tmp', `results-${ALG}.json`)
+  mkdirSync(dirname(file), { recursive: true })
+  writeFileSync(file, JSON.stringify(results, null, 2) + '\n')
+  if (save) updateReadmes(results)
 
-  const out: string[] = ['', table(sorted), '']
-  for (const u of unavailable) out.push(`unavailable: ${u.name} (${u.store}): ${u.reason}`)
-  for (const m of memoryReport) {
-    out.push(`RSS ${m.store}, WORKERS=${m.workers}: ${m.rss_after_run_mb} MB after the run` +
-      (m.rss_after_repeat_mb !== undefined ? `, ${m.rss_after_repeat_mb} MB after a repeated me round (${(m.growth_mb as number) >= 0 ? '+' : ''}${m.growth_mb} MB)` : '') +
-      ((m.per_process as unknown[]).length > 1 ? ` [${(m.per_process as Array<{ pid: number, rss_mb?: number | null, after_repeat_mb?: number | null }>).map((p) => `${p.pid}: ${(p.rss_mb ?? p.after_repeat_mb ?? 0).toFixed(1)}`).join(', ')}]` : ''))
-  }
-  const mixedRow = sorted.find((r) => r.name === 'mixed')
-  if (mixedRow) out.push(`mixed: reads at ${mixedRow.paced_rate}/s, p99 ${mixedRow.p99_ms.toFixed(2)} ms under a login storm (${(mixedRow.storm_logins_rps as number).toFixed(1)} logins/s) vs ${(mixedRow.p99_alone_ms as number).toFixed(2)} ms alone: x${(mixedRow.p99_ratio as number).toFixed(2)}`)
+  const out: string[] = ['', summary(results)]
   out.push('', 'targets:')
   for (const t of targets) out.push(`  ${t.met === null ? 'n/a ' : t.met ? 'met ' : 'MISS'}  ${t.target}: ${t.value}`)
-  out.push('', `${QUICK ? 'quick' : 'full'} run${ALG === undefined ? '' : ` (JWT_ALG=${ALG})`} in ${elapsed.toFixed(0)} s; results in ${resultsFile.slice(ROOT.length + 1)}`)
+  out.push('', `${QUICK ? 'quick' : 'full'} run${ALG === undefined ? '' : ` (JWT_ALG=${ALG})`} in ${elapsed.toFixed(0)} s; results in ${relative(ROOT, file)}` +
+    (save ? ' and the tables of README.md and bench/README.md (commit them)' : ' (npm run bench -- --save replaces the committed ones)'))
   if (failures.length > 0) {
     out.push('', 'FAILED: errors or unexpected statuses in scenarios that must succeed:')
     for (const f of failures) out.push(`  ${f}`)
+    if (SAVE) out.push('', 'not saved: bench/results.json keeps the last good run')
   }
   process.stdout.write(out.join('\n') + '\n')
   process.exitCode = failures.length > 0 ? 1 : 0

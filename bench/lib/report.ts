@@ -48,3 +48,63 @@ export function table (rows: Row[]): string {
   for (const l of lines) out.push(l.map(cell).join('  '))
   return out.join('\n')
 }
+
+export interface MemoryEntry {
+  store: string
+  workers: number
+  rss_after_run_mb: number
+  rss_after_repeat_mb?: number
+  growth_mb?: number
+  per_process: Array<{ pid: number, rss_mb?: number | null, after_repeat_mb?: number | null }>
+  [extra: string]: unknown
+}
+
+/** What a run writes (bench/.tmp/results.json, or bench/results.json with --save). */
+export interface Results {
+  machine: { node: string, cpus: number, quick: boolean, commit: string | null, started_at: string, elapsed_s: number, [extra: string]: unknown }
+  scenarios: Row[]
+  unavailable: Array<{ name: string, store: string, reason: string }>
+  memory: MemoryEntry[]
+  targets: Array<{ target: string, value: string, met: boolean | null }>
+  failures: string[]
+}
+
+/** The table, then what is unavailable, RSS and the mixed scenario: what a run prints. */
+export function summary (results: Pick<Results, 'scenarios' | 'unavailable' | 'memory'>): string {
+  const out: string[] = [table(results.scenarios)]
+  for (const u of results.unavailable) out.push(`unavailable: ${u.name} (${u.store}): ${u.reason}`)
+  for (const m of results.memory) {
+    out.push(`RSS ${m.store}, WORKERS=${m.workers}: ${m.rss_after_run_mb} MB after the run` +
+      (m.rss_after_repeat_mb !== undefined ? `, ${m.rss_after_repeat_mb} MB after a repeated me round (${(m.growth_mb as number) >= 0 ? '+' : ''}${m.growth_mb} MB)` : '') +
+      (m.per_process.length > 1 ? ` [${m.per_process.map((p) => `${p.pid}: ${(p.rss_mb ?? p.after_repeat_mb ?? 0).toFixed(1)}`).join(', ')}]` : ''))
+  }
+  const mixed = results.scenarios.find((r) => r.name === 'mixed')
+  if (mixed) out.push(`mixed: reads at ${mixed.paced_rate}/s, p99 ${mixed.p99_ms.toFixed(2)} ms under a login storm (${(mixed.storm_logins_rps as number).toFixed(1)} logins/s) vs ${(mixed.p99_alone_ms as number).toFixed(2)} ms alone: x${(mixed.p99_ratio as number).toFixed(2)}`)
+  return out.join('\n')
+}
+
+// The READMEs show the committed run between these markers; bench/tables.ts rewrites it
+// from bench/results.json, and test/unit/bench-tables.test.ts fails when they differ.
+export const BEGIN_MARK = '<!-- bench-results: generated from bench/results.json by `npx tsx bench/tables.ts`; do not edit -->'
+export const END_MARK = '<!-- /bench-results -->'
+
+/** The markdown between the markers: which run it was, and its summary. */
+export function resultsBlock (results: Results): string {
+  const m = results.machine
+  const when = m.started_at.slice(0, 10)
+  return [
+    `${m.quick ? 'Quick' : 'Full'} run of ${when} (commit ${m.commit ?? 'unknown'}, Node ${m.node}, ${m.cpus} cores, load generator on the same cores, ${Math.round(m.elapsed_s)} s):`,
+    '',
+    '```',
+    summary(results),
+    '```'
+  ].join('\n')
+}
+
+/** `markdown` with the block between the markers replaced; throws if the markers are missing. */
+export function replaceResultsBlock (markdown: string, block: string): string {
+  const start = markdown.indexOf(BEGIN_MARK)
+  const end = markdown.indexOf(END_MARK)
+  if (start === -1 || end === -1 || end < start) throw new Error('the bench-results markers are missing')
+  return markdown.slice(0, start + BEGIN_MARK.length) + '\n' + block + '\n' + markdown.slice(end)
+}

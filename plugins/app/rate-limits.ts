@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible'
 import { RateLimitedError } from '../../src/errors'
 
-/** The limits (SECURITY.md D): credential guessing is throttled per client and per account. */
+/** The limits (docs/api.md, "Abuse and overload"): credential guessing is throttled per client and per account. */
 export const LIMITS = {
   /** failed logins from one client IP */
   loginFailuresPerIp: { max: 50, windowMs: 15 * 60_000 },

@@ -20,7 +20,7 @@ export const compatRoute = { tags: ['compat'], deprecated: true }
 /**
  * Every error of a compat route in its seed's shape (`{msg}` or `{message}`), with the
  * status, message and Retry-After the service API would give. 404, 413 and 415 keep the
- * common shape, as API.md says.
+ * common shape, as docs/api.md says.
  */
 export function seedErrorHandler (key: 'msg' | 'message') {
   return function (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {

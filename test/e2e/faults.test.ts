@@ -9,8 +9,8 @@ import { startPair } from '../support/cluster'
 import type { RedisProxy } from '../support/redis-proxy'
 import { burst, call, claims, logout, me, register, session, sleep } from '../support/http'
 
-// Revocation under faults, between real service processes (npm run build first). API.md,
-// Tokens, "Immediacy, on every instance, under faults": once a revoking request is answered
+// Revocation under faults, between real service processes (npm run build first). docs/api.md,
+// Tokens and sessions, "Immediacy, on every instance, under faults": once a revoking request is answered
 // with success, no instance accepts the token again; one that could not be recorded
 // everywhere answers 503, and repeating it on any instance finishes the job.
 

@@ -5,7 +5,7 @@ import { authenticateUser, burst, compatLogout, compatRegister, me, putUser, sle
 
 // Seed 000's tokens renew on use, raced across two service processes (npm run build first)
 // that share one database and one Redis, each request over a connection of its own.
-// API.md, Tokens, "Concurrency": a token renewed on use is renewed at most once.
+// docs/api.md, Tokens and sessions, "Concurrency": a token renewed on use is renewed at most once.
 
 const NEW_PASSWORD = 'an entirely new passphrase'
 

@@ -3,7 +3,7 @@ import { startServer } from '../helper'
 import { call, login, me, refresh, register, session, sleep, type Answer } from '../support/http'
 
 // Requests that race, against a real service process (npm run build first), each over a
-// connection of its own. API.md, Tokens, "Concurrency": a login that checked the old password
+// connection of its own. docs/api.md, Tokens and sessions, "Concurrency": a login that checked the old password
 // never yields a session that outlives the password change or account deletion that raced it.
 
 const NEW_PASSWORD = 'an entirely new passphrase'

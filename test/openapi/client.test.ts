@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -7,11 +7,13 @@ import { test } from 'tap'
 import ts from 'typescript'
 import { OPENAPI_FILE } from '../../scripts/write-openapi'
 import { startServer, uniqueName } from '../helper'
+import { readmeBlocks } from '../readme'
 
 const run = promisify(execFile)
 const ROOT = join(__dirname, '..', '..')
 const BIN = join(ROOT, 'node_modules', '.bin')
 const PROGRAM = join(__dirname, 'fixtures', 'client-program.ts.txt')
+const EXAMPLE = join(ROOT, 'examples', 'client')
 
 /** Type-checks the files with the compiler API, strict; returns the diagnostics as text. */
 function typeCheck (files: string[]): string[] {
@@ -111,4 +113,41 @@ test('a client generated from openapi.json type-checks and works over real HTTP'
     t.equal(step('me after logout').status, 401, 'the logged-out access token is dead at once')
     t.match(step('me after logout').body, { statusCode: 401, error: 'Unauthorized' })
   })
+})
+
+test('the README\'s "Generating a client" steps work as written', async (t) => {
+  const blocks = readmeBlocks('Generating a client')
+  const commands = blocks.filter((b) => b.lang === 'sh')
+  const shown = blocks.filter((b) => b.lang === 'ts')
+  t.equal(commands.length, 1, 'one block of commands')
+  t.equal(shown.length, 1, 'one program')
+  t.equal(shown[0].code, readFileSync(join(EXAMPLE, 'try-client.ts'), 'utf8'), 'the README shows examples/client/try-client.ts as it is')
+
+  // Where the README generates into: ignored by git (and by eslint, see eslint.config.js),
+  // so that following the README leaves `git status`, `npm run lint` and `npm test` clean.
+  const out = / -o (\S+)/.exec(commands[0].code)?.[1]
+  t.equal(out, 'examples/client/auth-service.d.ts', 'the types go into examples/client/')
+  await t.resolves(run('git', ['check-ignore', '-q', out!], { cwd: ROOT }), 'git ignores the generated file')
+
+  // A scratch copy of what the commands touch, so that the test never writes into the repo.
+  const dir = mkdtempSync(join(tmpdir(), 'readme-client-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir')
+  copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'))
+  copyFileSync(OPENAPI_FILE, join(dir, 'openapi.json'))
+  cpSync(EXAMPLE, join(dir, 'examples', 'client'), { recursive: true, filter: (src) => !src.endsWith('auth-service.d.ts') })
+
+  const server = await startServer(t)
+  const { stdout } = await run('sh', ['-ec', commands[0].code], {
+    cwd: dir,
+    env: { ...process.env, BASE: server.url },
+    timeout: 90_000
+  })
+  const printed = stdout.split('\n').filter((l) => /^(register|login|me) /.test(l))
+  t.equal(printed.length, 3, `the program printed its three steps: ${stdout}`)
+  const [register, login, me] = printed
+  const name = /^register 201 (client_\d+)$/.exec(register)?.[1]
+  t.ok(name, `register: 201 and the new username (${register})`)
+  t.equal(login, 'login 200 Bearer', 'login: 200, a bearer TokenPair')
+  t.equal(me, `me 200 ${name}`, 'me: 200, the same user')
 })

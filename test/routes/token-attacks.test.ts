@@ -2,7 +2,7 @@ import t from 'tap'
 import { build, bearer, login, newUser, TEST_SECRET } from '../helper'
 import { b64, forge, GOOD_HEADER, hmac, parts } from '../jwt-forge'
 
-// SECURITY.md part A, over HTTP: every forged or damaged token is a 401 (never a 5xx),
+// docs/api.md "What every verifier checks", over HTTP: every forged or damaged token is a 401 (never a 5xx),
 // on the route protected by the autohook and on the route that opts in (logout).
 t.test('access-token attacks over HTTP', async (t) => {
   const app = await build(t)

@@ -3,7 +3,7 @@ import { ConfigError, loadConfig } from '../../src/config'
 
 const secret = 'x'.repeat(40)
 
-t.test('defaults match API.md', async (t) => {
+t.test('defaults match docs/api.md', async (t) => {
   const c = loadConfig({})
   t.equal(c.port, 3000)
   t.equal(c.host, '127.0.0.1')

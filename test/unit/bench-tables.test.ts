@@ -1,0 +1,28 @@
+import { execFile } from 'node:child_process'
+import { join, relative } from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { COMMITTED_RESULTS, expectedReadmes, LATEST_RESULTS, readResults } from '../../bench/tables'
+import { BEGIN_MARK, replaceResultsBlock, resultsBlock } from '../../bench/lib/report'
+
+const run = promisify(execFile)
+const ROOT = join(__dirname, '..', '..')
+
+t.test('the READMEs show the committed bench/results.json', async (t) => {
+  const results = readResults()
+  for (const { file, current, expected } of expectedReadmes(results)) {
+    t.ok(current.includes(BEGIN_MARK), `${relative(ROOT, file)} has the generated block`)
+    t.equal(current, expected, `${relative(ROOT, file)}: the table is the one generated from bench/results.json (npx tsx bench/tables.ts)`)
+  }
+  // The block holds the file's numbers: the memory-store `me` row, as the file has it.
+  const me = results.scenarios.find((r) => r.name === 'me' && r.store === 'memory')!
+  t.match(resultsBlock(results), new RegExp(`^me +memory +1 +${Math.round(me.rps)} `, 'm'))
+  t.throws(() => replaceResultsBlock('# no markers\n', 'x'), /markers are missing/)
+})
+
+t.test('a bench run writes where git does not look, unless --save', async (t) => {
+  // exit 0 = ignored; a run without --save must leave `git status` clean.
+  await t.resolves(run('git', ['check-ignore', '-q', LATEST_RESULTS], { cwd: ROOT }), `${relative(ROOT, LATEST_RESULTS)} is ignored by git`)
+  await t.rejects(run('git', ['check-ignore', '-q', COMMITTED_RESULTS], { cwd: ROOT }), `${relative(ROOT, COMMITTED_RESULTS)} is not ignored`)
+  await t.resolves(run('git', ['ls-files', '--error-unmatch', COMMITTED_RESULTS], { cwd: ROOT }), 'and it is committed')
+})
