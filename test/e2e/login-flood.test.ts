@@ -2,6 +2,9 @@ import t, { type Test } from 'tap'
 import { request } from 'node:http'
 import { availableParallelism } from 'node:os'
 import { PASSWORD, startServer, uniqueName, waitFor, type RunningServer } from '../helper'
+import { parseMetrics } from '../support/prometheus'
+
+const METRICS_TOKEN = 'flood-metrics-token-for-tests'
 
 // The server's bcrypt threads: the same formula as src/security/bcrypt-pool.ts, same machine.
 const THREADS = Math.max(2, availableParallelism())
@@ -54,8 +57,10 @@ async function userWithToken (t: Test, base: string) {
 }
 
 t.test('a login flood: excess logins get 503 + Retry-After at once, the rest are answered, token reads stay 200', async (t) => {
-  const server = await startServer(t, { BCRYPT_COST: '13', RATE_LIMITS: 'off' })
+  const server = await startServer(t, { BCRYPT_COST: '13', RATE_LIMITS: 'off', METRICS_TOKEN })
   const { username, token } = await userWithToken(t, server.url)
+  const scrape = async () => parseMetrics(await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text())
+  const before = await scrape()
 
   // Far more logins than the threads can hash in 2 s, each over its own connection. Even
   // ones carry the right password.
@@ -84,6 +89,13 @@ t.test('a login flood: excess logins get 503 + Retry-After at once, the rest are
   }
   t.ok(reads.length >= 1)
   t.same(reads, reads.map(() => 200), `every token read during the flood answered 200 (${reads.length})`)
+
+  // What an operator sees: every shed login counted as such, and the rest by outcome.
+  const after = await scrape()
+  const moved = (name: string, labels?: Record<string, string>) => after.value(name, labels) - before.value(name, labels)
+  t.equal(moved('auth_logins_total', { outcome: 'shed' }), shed.length, 'auth_logins_total{outcome="shed"} counts the 503s')
+  t.equal(moved('auth_password_hashing_shed_total'), shed.length)
+  t.equal(moved('auth_logins_total', { outcome: 'success' }) + moved('auth_logins_total', { outcome: 'bad_credentials' }), size - shed.length)
 
   // The queue drained: the service takes logins again.
   t.equal((await send(server.url, 'POST', '/auth/login', { username, password: PASSWORD })).status, 200)
