@@ -51,6 +51,8 @@ export interface BcryptPoolOptions {
   threads?: number
   /** refuse new jobs when the queue ahead would take longer than this (ms) */
   maxWaitMs?: number
+  /** refuse a job still queued after this long (ms; default 3 x maxWaitMs) */
+  maxQueueMs?: number
 }
 
 type WorkerAnswer = { result: string | boolean, ms: number, error?: undefined } | { error: string }
@@ -65,7 +67,7 @@ const WORKER_FILE = join(__dirname, 'bcrypt-worker.js')
 // a few jobs without jumping on one slow job.
 const AVERAGE_WEIGHT = 0.2
 
-export function createBcryptPool (threads = Math.max(2, availableParallelism()), { maxWaitMs = 2000 }: Omit<BcryptPoolOptions, 'threads'> = {}): BcryptPool {
+export function createBcryptPool (threads = Math.max(2, availableParallelism()), { maxWaitMs = 2000, maxQueueMs = 3 * maxWaitMs }: Omit<BcryptPoolOptions, 'threads'> = {}): BcryptPool {
   let inFlight = 0
   let dispatched = 0
   let dropped = 0
@@ -113,17 +115,30 @@ export function createBcryptPool (threads = Math.max(2, availableParallelism()),
     const queued = new AbortController()
     const onAbort = () => { if (!job.dispatched) queued.abort() }
     signal?.addEventListener('abort', onAbort, { once: true })
+    // The estimate above assumes the threads get the CPU. When they do not (a machine
+    // busy with other work: the threads run at nice 19), a job still queued after
+    // maxQueueMs is refused with 503 too, rather than outlive its client's patience.
+    let expired = false
+    const expiry = Number.isFinite(maxQueueMs)
+      ? setTimeout(() => {
+        if (job.dispatched) return
+        expired = true
+        queued.abort()
+      }, maxQueueMs).unref()
+      : undefined
     inFlight++
     let answer: WorkerAnswer
     try {
       answer = await pool.run({ op, data, arg, [queueOptionsSymbol]: job }, { signal: queued.signal })
     } catch (err) {
+      if (expired) throw new OverloadedError(Math.max(1, Math.ceil(inFlight * averageMs / threads / 1000)))
       if (queued.signal.aborted) {
         dropped++
         throw new ClientGoneError()
       }
       throw new PasswordHashingUnavailableError(err)
     } finally {
+      clearTimeout(expiry)
       inFlight--
       signal?.removeEventListener('abort', onAbort)
     }

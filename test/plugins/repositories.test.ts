@@ -80,8 +80,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const results = await Promise.all(Array.from({ length: 10 }, () =>
         sessions.renew({ jti, sessionId: s.id, tokenExpiresAt: now + 60_000, accessExpiresAt: now + 120_000, now })))
       t.equal(results.filter((r) => r !== null).length, 1, 'one renewal')
-      t.same(await sessions.revoke(s.id, 'logout', now), [{ kind: 'sid', id: s.id, until: now + 120_000 }], 'the session revoked until its latest access token expires')
-      t.same(await sessions.revoke(s.id, 'logout', now), [{ kind: 'sid', id: s.id, until: now + 120_000 }], 'revoking again answers it again (to publish again)')
+      t.same(await sessions.revoke(s.id, 'logout', now), { entries: [{ kind: 'sid', id: s.id, until: now + 120_000 }], count: 1 }, 'the session revoked until its latest access token expires')
+      t.same(await sessions.revoke(s.id, 'logout', now), { entries: [{ kind: 'sid', id: s.id, until: now + 120_000 }], count: 0 }, 'revoking again answers it again (to publish again), revoking nothing')
       t.equal(await sessions.renew({ jti: randomUUID(), sessionId: s.id, tokenExpiresAt: now + 60_000, accessExpiresAt: now + 120_000, now }), null)
     })
 

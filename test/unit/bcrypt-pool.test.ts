@@ -109,7 +109,7 @@ t.test('a thread killed mid-job fails that job only; the others finish and the p
 
 t.test('overload: refused at once with OverloadedError and Retry-After, never queued', async (t) => {
   const maxWaitMs = 300
-  const pool = newPool(t, 2, { maxWaitMs })
+  const pool = newPool(t, 2, { maxWaitMs, maxQueueMs: Infinity }) // queued jobs never expire here
   await pool.hash('warm up', 8) // the pool learns how long a job takes
   const accepted: Array<Promise<Outcome> & { done: boolean }> = []
   let refused: unknown
@@ -135,6 +135,19 @@ t.test('overload: refused at once with OverloadedError and Retry-After, never qu
   t.equal(pool.stats().dispatched, accepted.length + 1, 'the refused job never reached a thread')
   t.equal(pool.stats().inFlight, 0)
   t.ok(await pool.compare('flood 0', (results[0] as { value: string }).value), 'and the pool takes work again')
+})
+
+t.test('a job still queued after maxQueueMs is refused with 503, never run; the running one finishes', async (t) => {
+  const pool = newPool(t, 1, { maxWaitMs: 50, maxQueueMs: 100 })
+  const running = settle(pool.hash('keeps the only thread busy', 14))
+  await waitFor(async () => pool.stats().dispatched === 1)
+  const queued = settle(pool.hash('waits behind it', CHEAP)) // admitted: no job has finished, no estimate yet
+  const [late] = await all([queued])
+  t.ok(!late.ok && late.err instanceof OverloadedError, 'refused once it had waited too long')
+  t.ok(!late.ok && (late.err as OverloadedError).retryAfter >= 1)
+  const [first] = await all([running])
+  t.ok(first.ok, 'the running job finished')
+  t.equal(pool.stats().dispatched, 1, 'the expired job never reached a thread')
 })
 
 t.test('close() ends the threads; later jobs fail with 503', async (t) => {
