@@ -54,6 +54,8 @@ function trustProxyOption (trust: Config['trustProxy']): FastifyServerOptions['t
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
     bodyLimit: 16 * 1024,
+    // Plugins connect to databases and start worker threads: a busy machine needs more than 10 s.
+    pluginTimeout: 30_000,
     trustProxy: trustProxyOption(config.trustProxy),
     // The request id is always ours: a client must not choose what our log lines are keyed by.
     requestIdHeader: false,

@@ -37,8 +37,7 @@ async function serve (config: Config) {
     logger: loggerOptions(config.logLevel),
     connectionTimeout: 10_000,
     keepAliveTimeout: 72_000,
-    requestTimeout: 15_000,
-    pluginTimeout: 30_000
+    requestTimeout: 15_000
   })
   const clustered = config.workers > 1
   const metricsServer = config.metrics.port !== undefined && !clustered ? await serveMetrics(config, app.metricsText) : null

@@ -79,7 +79,10 @@ declare module 'fastify' {
 export default fp(async function passwords (fastify) {
   const pool = createBcryptPool()
   fastify.addHook('onClose', async () => { await pool.close() })
-  // Also the pool's first measure of one job's duration, which load shedding needs.
-  const dummyHash = await pool.hash(randomBytes(16).toString('base64'), fastify.config.bcryptCost)
+  // The dummy hash on libuv's threads, at normal priority: on a busy machine the pool's
+  // nice-19 threads may wait seconds for a core, and the start must not. The pool gets its
+  // first measure of a job's duration (which load shedding needs) in the background.
+  const dummyHash = await bcrypt.hash(randomBytes(16).toString('base64'), fastify.config.bcryptCost)
+  pool.compare(randomBytes(16).toString('base64'), dummyHash).catch(() => {})
   fastify.decorate('passwords', createPasswords(fastify.config.bcryptCost, dummyHash, { engine: pool, log: fastify.log, metrics: fastify.metrics }))
 }, { name: 'passwords', dependencies: ['config', 'metrics'] })
