@@ -73,7 +73,7 @@ async function http (base: string, method: string, path: string, body?: unknown,
     body: body === undefined ? undefined : JSON.stringify(body)
   })
   const text = await res.text()
-  return { status: res.status, text, json: () => JSON.parse(text) }
+  return { status: res.status, text, json: () => JSON.parse(text), retryAfter: res.headers.get('retry-after') }
 }
 
 async function pool<T, R> (items: T[], concurrency: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
@@ -215,17 +215,26 @@ let registered = 0
 const newUsername = () => `b${RUN_ID}_${registered++}`
 const newPassword = () => `bench-password-${randomBytes(6).toString('hex')}`
 
+/** A hashing request, repeated after Retry-After while the service sheds load (503). */
+async function hashing (server: Server, path: string, body: unknown) {
+  for (;;) {
+    const res = await http(server.url, 'POST', path, body)
+    if (res.status !== 503) return res
+    await sleep(1000 * Number(res.retryAfter ?? 1))
+  }
+}
+
 async function seed (server: Server) {
   const t = performance.now()
   const fresh = Array.from({ length: P.seedUsers }, () => ({ username: newUsername(), password: newPassword() }))
   // 8 in flight keeps the service's 4 bcrypt threads busy
   await pool(fresh, 8, async (u) => {
-    const res = await http(server.url, 'POST', '/auth/register', u)
+    const res = await hashing(server, '/auth/register', u)
     if (res.status !== 201) throw new Error(`seed register: ${res.status} ${res.text}`)
     users.push({ ...u, id: res.json().id })
   })
   const sessions = await pool(users, 8, async (u) => {
-    const res = await http(server.url, 'POST', '/auth/login', { username: u.username, password: u.password })
+    const res = await hashing(server, '/auth/login', { username: u.username, password: u.password })
     if (res.status !== 200) throw new Error(`seed login: ${res.status} ${res.text}`)
     return res.json() as { access_token: string, refresh_token: string }
   })
