@@ -4,7 +4,7 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose'
 
 /**
  * The signing keys of an asymmetric JWT_ALG: JWT_KEYS_FILE, a JWK Set of private keys
- * (API.md, Scale-out). Read and checked once at start (src/config.ts), with node:crypto's own
+ * (docs/api.md, "Scale-out"). Read and checked once at start (src/config.ts), with node:crypto's own
  * JWK import, which is synchronous; signing and verifying are the JOSE libraries' business
  * (plugins/app/tokens.ts).
  */

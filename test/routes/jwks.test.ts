@@ -9,7 +9,7 @@ import { b64, forge, parts } from '../jwt-forge'
 import { generateSigningJwk, type AsymmetricAlg } from '../../src/signing-keys'
 import { ACCESS_TOKEN_HEADER } from '../../plugins/app/tokens'
 
-// API.md, Scale-out, "Keys other services verify": tokens signed with the first key of
+// docs/api.md, "Scale-out", "Keys other services verify": tokens signed with the first key of
 // JWT_KEYS_FILE, verified with any key of it, published at /.well-known/jwks.json, and every
 // token that is not exactly that refused with 401.
 

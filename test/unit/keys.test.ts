@@ -10,7 +10,7 @@ import { generateSigningJwk, parseKeySet, type AsymmetricAlg } from '../../src/s
 import { createAsymmetricAccessTokenVerifier, importVerificationKeys } from '../../plugins/app/tokens'
 import { SERVER_ENTRY } from '../helper'
 
-// JWT_ALG / JWT_KEYS_FILE (API.md, Scale-out and Configuration) and `npm run keys`.
+// JWT_ALG / JWT_KEYS_FILE (docs/api.md, "Scale-out" and "Configuration") and `npm run keys`.
 
 const ALGS: AsymmetricAlg[] = ['EdDSA', 'ES256', 'RS256']
 const ROOT = join(__dirname, '..', '..')
