@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { asc, sql } from 'drizzle-orm'
-import { bearer, build, login, newUser, PASSWORD, register, runSql, testDatabase, uniqueName, type App } from '../helper'
+import { bearer, build, login, newUser, PASSWORD, register, runSql, startServer, testDatabase, uniqueName, waitFor, type App } from '../helper'
 import { loggerOptions } from '../../src/logger'
 import { auditEvents as sqliteAuditEvents } from '../../src/db/sqlite/schema'
 import { auditEvents as postgresAuditEvents } from '../../src/db/postgres/schema'
@@ -270,4 +270,20 @@ t.test('a failed audit write (the table dropped) fails nothing: the login succee
   t.match(JSON.parse(failures[0]), { level: 50, event: 'audit.write_failed', failedEvent: 'login.success', err: { message: /audit_events/ } })
   t.same(events().map((l) => l.event), ['user.registered', 'login.success', 'login.failure', 'logout'], 'the log lines are all there')
   t.notOk(text().includes('not the password'))
+})
+
+t.test('a real server behind one proxy (TRUST_PROXY=1): the client IP is the one the proxy saw, in the row and in the printed line', async (t) => {
+  const server = await startServer(t, { ...TABLE, TRUST_PROXY: '1', DATABASE_URL: await testDatabase(t) })
+  const headers = { 'content-type': 'application/json', 'user-agent': 'e2e-agent/2', 'x-forwarded-for': '203.0.113.7' }
+  const username = uniqueName('proxied')
+  const reg = await fetch(`${server.url}/auth/register`, { method: 'POST', headers, body: JSON.stringify({ username, password: PASSWORD }) })
+  t.equal(reg.status, 201)
+  const res = await fetch(`${server.url}/auth/login`, { method: 'POST', headers, body: JSON.stringify({ username, password: PASSWORD }) })
+  t.equal(res.status, 200)
+  const { access_token: token } = await res.json() as { access_token: string }
+  const page = await (await fetch(`${server.url}/users/me/events`, { headers: bearer(token) })).json() as Page
+  t.match(page.events, [{ event: 'login.success', ip: '203.0.113.7', user_agent: 'e2e-agent/2', session_id: sid(token) }, { event: 'user.registered', ip: '203.0.113.7' }])
+  const printed = () => server.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((l) => l.event === 'login.success')
+  await waitFor(async () => printed().length === 1)
+  t.match(printed()[0], { event: 'login.success', outcome: 'success', userId: (await reg.json() as { id: string }).id, sessionId: sid(token), ip: '203.0.113.7', userAgent: 'e2e-agent/2', reqId: page.events[0].request_id })
 })
