@@ -32,6 +32,8 @@ export const EnvSchema = Type.Object({
   RATE_LIMITS: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
   TRUST_PROXY: Type.Optional(Type.String()),
   LOG_LEVEL: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
+  AUDIT_LOG: Type.Optional(Type.Union([Type.Literal('log'), Type.Literal('table')])),
+  AUDIT_RETENTION_DAYS: Type.Optional(Int(1, 3650)),
   WORKERS: Type.Optional(Int(1, 64)),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 256 })),
   METRICS_PORT: Type.Optional(Int(1, 65535)),
@@ -74,6 +76,8 @@ export interface Config {
    */
   trustProxy: false | number | string[]
   logLevel: string
+  /** security events (docs/audit.md): always logged; `table` also writes them to audit_events, kept `retentionDays` */
+  audit: { table: boolean, retentionDays: number }
   workers: number
   /** GET /metrics: with a bearer token on the service's port, and/or on a port of its own */
   metrics: { token: string | undefined, port: number | undefined }
@@ -238,6 +242,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     rateLimits: (e.RATE_LIMITS ?? 'on') === 'on',
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL ?? 'info',
+    audit: { table: e.AUDIT_LOG === 'table', retentionDays: intOf(e, 'AUDIT_RETENTION_DAYS', 90) },
     workers,
     metrics: { token: e.METRICS_TOKEN, port: e.METRICS_PORT === undefined ? undefined : intOf(e, 'METRICS_PORT', 0) },
     shutdownDrainMs: intOf(e, 'SHUTDOWN_DRAIN_MS', 1000)

@@ -56,7 +56,7 @@ export function toUser (u: UserProfile): User {
 }
 
 export default fp(async function accounts (fastify) {
-  const { usersRepository: users, passwords, sessions, rateLimits, metrics } = fastify
+  const { usersRepository: users, passwords, sessions, rateLimits, metrics, audit } = fastify
   const countLogin = (err: unknown): never => {
     if (err instanceof RateLimitedError) metrics.logins.inc({ outcome: 'rate_limited' })
     else if (err instanceof OverloadedError) metrics.logins.inc({ outcome: 'shed' })
@@ -64,44 +64,51 @@ export default fp(async function accounts (fastify) {
   }
 
   const service: Accounts = {
-    async register (username, password, { log, ip, signal }) {
-      await rateLimits.consumeRegister(ip)
+    async register (username, password, ctx) {
+      await rateLimits.consumeRegister(ctx.ip)
       if (isCommonPassword(password)) throw new WeakPasswordError()
-      const user = await users.create(username, await passwords.hash(password, signal))
-      log.info({ event: 'user.registered', userId: user.id }, 'user registered')
+      const user = await users.create(username, await passwords.hash(password, ctx.signal))
+      await audit.record({ event: 'user.registered', userId: user.id }, ctx)
       return user
     },
 
-    async login (username, password, { log, ip, signal }) {
+    async login (username, password, ctx) {
+      const { ip, signal } = ctx
       await rateLimits.consumeLogin(ip, username).catch(countLogin)
       const user = await users.findByUsername(username)
       const ok = await passwords.verify(password, user?.passwordHash ?? null, signal).catch(countLogin)
       // The session is created only if the password just checked is still the current one:
       // a login that raced a password change or a deletion fails like a wrong password.
-      const tokens = ok && user !== undefined ? await sessions.start(user.id, user.credentialVersion) : null
-      if (tokens !== null && user !== undefined) {
+      const started = ok && user !== undefined ? await sessions.start(user.id, user.credentialVersion) : null
+      if (started !== null && user !== undefined) {
+        const { sessionId, ...tokens } = started
         await rateLimits.loginSucceeded(ip, username)
         metrics.logins.inc({ outcome: 'success' })
-        log.info({ event: 'login.success', userId: user.id }, 'login succeeded')
+        await audit.record({ event: 'login.success', userId: user.id, sessionId }, ctx)
         return { user, tokens }
       }
-      // The username is not logged: it may be a password typed into the wrong field.
+      // The username is never recorded: it may be a password typed into the wrong field. The
+      // account's id is, when there is one: its owner sees the attempt. Unknown or not, the
+      // same work is done (one event either way), so timing tells nothing either.
       metrics.logins.inc({ outcome: 'bad_credentials' })
-      log.info({ event: 'login.failure', knownUser: user !== undefined, raced: ok }, 'login failed')
+      await audit.record({ event: 'login.failure', userId: user?.id, reason: ok ? 'credentials_changed' : 'bad_credentials' }, ctx)
       return null
     },
 
-    async update (userId, sessionId, change, { log, signal }) {
+    async update (userId, sessionId, change, ctx) {
+      const { signal } = ctx
+      const record = async (event: 'user.update_denied' | 'user.renamed' | 'user.password_changed', extra: { reason?: string, sessionsRevoked?: number } = {}) =>
+        await audit.record({ event, userId, sessionId, ...extra }, ctx)
       if (change.password !== undefined && change.currentPassword === undefined) throw new CurrentPasswordRequiredError()
       const user = await users.findById(userId)
       if (user === undefined) return undefined
       if (change.currentPassword !== undefined && !(await passwords.verify(change.currentPassword, user.passwordHash, signal))) {
-        log.info({ event: 'user.update_denied', userId }, 'wrong current password')
+        await record('user.update_denied', { reason: 'wrong_current_password' })
         throw new WrongCurrentPasswordError()
       }
       if (change.password === undefined) {
         const renamed = change.username === undefined ? user : await users.rename(userId, change.username)
-        if (renamed !== undefined && change.username !== undefined) log.info({ event: 'user.renamed', userId }, 'username changed')
+        if (renamed !== undefined && change.username !== undefined) await record('user.renamed')
         return renamed
       }
       if (isCommonPassword(change.password)) throw new WeakPasswordError()
@@ -115,22 +122,23 @@ export default fp(async function accounts (fastify) {
       if (result === 'session_revoked') throw new InvalidTokenError('Token has been revoked')
       if (result === 'stale') throw new WrongCurrentPasswordError('current_password is no longer the current password')
       metrics.revocations.inc({ cause: 'password_change' }, result.revoked.count)
-      log.info({ event: 'user.password_changed', userId, sessionsRevoked: result.revoked.count }, 'password changed')
-      if (change.username !== undefined) log.info({ event: 'user.renamed', userId }, 'username changed')
+      // Recorded once committed, before the publish: a publish that fails (503) does not undo it.
+      await record('user.password_changed', { sessionsRevoked: result.revoked.count })
+      if (change.username !== undefined) await record('user.renamed')
       await fastify.revocationStore.revoke(result.revoked.entries)
       return result.user
     },
 
-    async remove (userId, { log }) {
+    async remove (userId, ctx) {
       await fastify.revocationStore.ping() // 503 before anything is deleted, when the store is down
       const revoked = await users.delete(userId, Date.now())
       if (revoked === undefined) return false
       metrics.revocations.inc({ cause: 'account_deleted' }, revoked.count)
-      log.info({ event: 'user.deleted', userId, sessionsRevoked: revoked.count }, 'account deleted')
+      await audit.record({ event: 'user.deleted', userId, sessionsRevoked: revoked.count }, ctx)
       await fastify.revocationStore.revoke(revoked.entries)
       return true
     }
   }
 
   fastify.decorate('accounts', service)
-}, { name: 'accounts', dependencies: ['passwords', 'users-repository', 'sessions', 'rate-limits', 'metrics'] })
+}, { name: 'accounts', dependencies: ['passwords', 'users-repository', 'sessions', 'rate-limits', 'metrics', 'audit'] })

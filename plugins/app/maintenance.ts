@@ -3,26 +3,29 @@ import fp from 'fastify-plugin'
 declare module 'fastify' {
   interface FastifyInstance {
     /** Deletes rows that can no longer matter; runs at start and every 10 minutes. */
-    pruneExpired (now?: number): Promise<{ sessions: number, revokedTokens: number, revocationLog: number }>
+    pruneExpired (now?: number): Promise<{ sessions: number, revokedTokens: number, revocationLog: number, auditEvents: number }>
   }
 }
 
 const EVERY_MS = 10 * 60_000
 
 export default fp(async function maintenance (fastify) {
+  const auditRetentionMs = fastify.config.audit.retentionDays * 86_400_000
   // A session matters until its refresh tokens expire, and until every access token it
-  // issued has expired; a revocation until the tokens it covers have expired.
+  // issued has expired; a revocation until the tokens it covers have expired; a security
+  // event for AUDIT_RETENTION_DAYS (pruned with AUDIT_LOG=log too: rows written before stay no longer).
   fastify.decorate('pruneExpired', async (now = Date.now()) => {
     const sessions = await fastify.sessionsRepository.prune(now)
     const { revokedTokens, log: revocationLog } = await fastify.revocationsRepository.prune(now)
-    if (sessions + revokedTokens + revocationLog > 0) {
-      fastify.log.info({ event: 'maintenance.pruned', sessions, revokedTokens, revocationLog }, 'expired rows pruned')
+    const auditEvents = await fastify.auditRepository.prune(now - auditRetentionMs)
+    if (sessions + revokedTokens + revocationLog + auditEvents > 0) {
+      fastify.log.info({ event: 'maintenance.pruned', sessions, revokedTokens, revocationLog, auditEvents }, 'expired rows pruned')
     }
-    return { sessions, revokedTokens, revocationLog }
+    return { sessions, revokedTokens, revocationLog, auditEvents }
   })
 
   const run = () => { fastify.pruneExpired().catch((err) => fastify.log.error({ err }, 'pruning failed')) }
   const timer = setInterval(run, EVERY_MS).unref()
   fastify.addHook('onReady', async () => { run() })
   fastify.addHook('onClose', async () => { clearInterval(timer) })
-}, { name: 'maintenance', dependencies: ['config', 'sessions-repository', 'revocations-repository'] })
+}, { name: 'maintenance', dependencies: ['config', 'sessions-repository', 'revocations-repository', 'audit-repository'] })

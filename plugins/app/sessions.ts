@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
-import type { FastifyBaseLogger } from 'fastify'
 import type { TokenPair } from '../../src/schemas/tokens'
+import type { RequestContext } from '../../src/request-context'
 import { InvalidTokenError } from '../../src/errors'
 import type { AccessClaims, SignedAccessToken } from './tokens'
 import type { SessionRecord } from './sessions-repository'
 
 export type RevokeReason = 'logout' | 'logout_all' | 'refresh_reuse' | 'user_revoked'
+
+/** A new session's token pair, and its id (for the security event; not part of the answer). */
+export type StartedSession = TokenPair & { sessionId: string }
 
 /**
  * Sessions and the tokens that belong to them. Every revocation is committed to the
@@ -19,9 +22,12 @@ export interface Sessions {
    * A new session (one login): a fresh sid, access token and refresh token. null: the
    * password checked (`credentialVersion`) was changed meanwhile, or the user deleted.
    */
-  start (userId: string, credentialVersion: number): Promise<TokenPair | null>
-  /** Rotates the refresh token. null: not a live refresh token (401). A reused one revokes its session. */
-  refresh (refreshToken: string, log: FastifyBaseLogger): Promise<TokenPair | null>
+  start (userId: string, credentialVersion: number): Promise<StartedSession | null>
+  /**
+   * Rotates the refresh token. null: not a live refresh token (401). A reused one revokes
+   * its session (security event 'refresh.reuse', with `ctx`'s client).
+   */
+  refresh (refreshToken: string, ctx: RequestContext): Promise<TokenPair | null>
   /**
    * A new access token in the same session, the presented one consumed (the 000 seed's
    * renewal): of many requests renewing one token, one succeeds; the others, and any
@@ -69,10 +75,10 @@ export default fp(async function sessions (fastify) {
       const { iat, expMs } = issueTime(now)
       const refresh = tokens.newRefreshToken()
       const created = await repo.create({ id, userId, credentialVersion, now, expiresAt, accessExpiresAt: expMs }, refresh.hash)
-      return created ? pair(userId, id, iat, refresh.token, expiresAt, now) : null
+      return created ? { ...pair(userId, id, iat, refresh.token, expiresAt, now), sessionId: id } : null
     },
 
-    async refresh (refreshToken, log) {
+    async refresh (refreshToken, ctx) {
       // Fail closed before rotating: a 503 must not cost the client its refresh token.
       await store.ping()
       const now = Date.now()
@@ -85,8 +91,9 @@ export default fp(async function sessions (fastify) {
         // RFC 9700 §4.14: a rotated token presented again means one of two parties stole it.
         const revoked = await repo.revoke(result.sessionId, 'refresh_reuse', now)
         metrics.revocations.inc({ cause: 'refresh_reuse' }, revoked.count)
+        // Recorded once committed, before the publish: a publish that fails (503) does not undo it.
+        await fastify.audit.record({ event: 'refresh.reuse', userId: result.userId, sessionId: result.sessionId, sessionsRevoked: revoked.count }, ctx)
         await store.revoke(revoked.entries)
-        log.warn({ event: 'refresh.reuse', userId: result.userId, sessionId: result.sessionId }, 'refresh token reuse: session revoked')
         return null
       }
       return pair(result.session.userId, result.session.id, iat, next.token, result.session.expiresAt, now)
@@ -134,4 +141,4 @@ export default fp(async function sessions (fastify) {
   }
 
   fastify.decorate('sessions', service)
-}, { name: 'sessions', dependencies: ['config', 'tokens', 'sessions-repository', 'revocations-repository', 'revocation-store', 'metrics'] })
+}, { name: 'sessions', dependencies: ['config', 'tokens', 'sessions-repository', 'revocations-repository', 'revocation-store', 'metrics', 'audit'] })

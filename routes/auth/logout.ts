@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { BearerSecurity, errors, NoContent } from '../../src/schemas/common'
 import { LogoutRequest } from '../../src/schemas/tokens'
 import { InvalidTokenError } from '../../src/errors'
+import { requestContext } from '../../src/request-context'
 
 const logout: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/logout', {
@@ -24,10 +25,10 @@ const logout: FastifyPluginAsyncTypebox = async (fastify) => {
     const scope = request.body?.scope ?? 'session'
     if (scope === 'all') {
       const revoked = await fastify.sessions.revokeAllOfUser(claims.sub, 'logout_all')
-      request.log.info({ event: 'logout.all', userId: claims.sub, sessionsRevoked: revoked }, 'logged out everywhere')
+      await fastify.audit.record({ event: 'logout.all', userId: claims.sub, sessionsRevoked: revoked }, requestContext(request))
     } else {
       await fastify.sessions.revoke(claims.sid, 'logout')
-      request.log.info({ event: 'logout', userId: claims.sub, sessionId: claims.sid }, 'logged out')
+      await fastify.audit.record({ event: 'logout', userId: claims.sub, sessionId: claims.sid }, requestContext(request))
     }
     return reply.status(204).send(null)
   })

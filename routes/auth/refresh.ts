@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BODY_ERRORS, errors } from '../../src/schemas/common'
 import { RefreshRequest, TokenPair } from '../../src/schemas/tokens'
+import { requestContext } from '../../src/request-context'
 
 const refresh: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/refresh', {
@@ -16,7 +17,7 @@ const refresh: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     // Counted before the work, valid token or not: the session store is not a free oracle.
     await fastify.rateLimits.consumeRefresh(request.ip)
-    const pair = await fastify.sessions.refresh(request.body.refresh_token, request.log)
+    const pair = await fastify.sessions.refresh(request.body.refresh_token, requestContext(request))
     if (pair === null) return reply.unauthorized('Invalid or expired refresh token')
     return pair
   })

@@ -87,7 +87,7 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const { sub, sid } = await demoClaims(fastify, request.body?.token ?? bearerToken(request))
     await sessions.revoke(sid, 'logout')
-    request.log.info({ event: 'logout', userId: sub, sessionId: sid }, 'logged out')
+    await fastify.audit.record({ event: 'logout', userId: sub, sessionId: sid }, requestContext(request))
     return { message: 'Logged out successfully' as const }
   })
 }

@@ -82,7 +82,7 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const { sub, sid } = request.auth!
     await sessions.revoke(sid, 'logout')
-    request.log.info({ event: 'logout', userId: sub, sessionId: sid }, 'logged out')
+    await fastify.audit.record({ event: 'logout', userId: sub, sessionId: sid }, requestContext(request))
     return { msg: 'Successfully logged out' as const }
   })
 }

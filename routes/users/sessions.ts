@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { BearerSecurity, errors, NoContent } from '../../src/schemas/common'
 import { SessionList, SessionParams } from '../../src/schemas/sessions'
 import { InvalidTokenError } from '../../src/errors'
+import { requestContext } from '../../src/request-context'
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
@@ -49,7 +50,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     // Another user's session is "not found" too: ids of others are not confirmed.
     if (session === undefined || session.userId !== sub) return reply.notFound('Session not found')
     await fastify.sessions.revoke(session.id, 'user_revoked')
-    request.log.info({ event: 'session.revoked', userId: sub, sessionId: session.id }, 'session revoked')
+    await fastify.audit.record({ event: 'session.revoked', userId: sub, sessionId: session.id }, requestContext(request))
     return reply.status(204).send(null)
   })
 }

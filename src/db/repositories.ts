@@ -118,5 +118,37 @@ export interface RevocationsRepository extends RevocationLog {
   prune (now: number): Promise<{ revokedTokens: number, log: number }>
 }
 
+/** One security event as stored in audit_events (docs/audit.md has every field). */
+export interface AuditRecord {
+  id: number
+  event: string
+  outcome: string
+  userId: string | null
+  sessionId: string | null
+  ip: string | null
+  userAgent: string | null
+  requestId: string | null
+  reason: string | null
+  sessionsRevoked: number | null
+  createdAt: number
+}
+
+export type NewAuditRecord = Omit<AuditRecord, 'id'>
+
+/** Where a page of a user's events starts: strictly older than this event (keyset pagination). */
+export interface AuditCursor {
+  createdAt: number
+  id: number
+}
+
+/** Data access for audit_events (written only when AUDIT_LOG=table). */
+export interface AuditRepository {
+  insert (e: NewAuditRecord): Promise<void>
+  /** The user's events, newest first (created_at, then id), at most `limit`, older than `before` when given. */
+  listForUser (userId: string, limit: number, before?: AuditCursor): Promise<AuditRecord[]>
+  /** Deletes the events created before `olderThan` (epoch ms); answers how many. */
+  prune (olderThan: number): Promise<number>
+}
+
 /** Uniqueness of usernames is case-insensitive: both dialects store and compare this key. */
 export const usernameKey = (username: string) => username.toLowerCase()

@@ -10,13 +10,13 @@ t.test('pruning deletes only rows that can no longer matter', async (t) => {
   await app.sessions.revokeAccessToken((await app.tokens.verifyAccessToken(single.tokens.access_token))!)
 
   // Now: nothing is prunable, the revocations are still needed.
-  t.same(await app.pruneExpired(), { sessions: 0, revokedTokens: 0, revocationLog: 0 })
+  t.same(await app.pruneExpired(), { sessions: 0, revokedTokens: 0, revocationLog: 0, auditEvents: 0 })
   t.equal((await app.inject({ url: '/users/me', headers: loggedOut.auth })).statusCode, 401)
 
   // Two minutes on: the logged-out session and the single revoked token (60 s TTL) are past
   // use, and so are their two entries in the revocation log.
   const later = Date.now() + 120_000
-  t.same(await app.pruneExpired(later), { sessions: 1, revokedTokens: 1, revocationLog: 2 })
+  t.same(await app.pruneExpired(later), { sessions: 1, revokedTokens: 1, revocationLog: 2, auditEvents: 0 })
   t.equal((await app.sessions.listActive(live.id)).length, 1, 'live sessions stay')
 
   // Two hours on: every session is past its absolute expiry.

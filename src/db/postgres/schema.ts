@@ -58,3 +58,21 @@ export const revocationLog = pgTable('revocation_log', {
   until: ms('until').notNull(),
   createdAt: ms('created_at').notNull()
 }, (t) => [index('revocation_log_until_idx').on(t.until)])
+
+export const auditEvents = pgTable('audit_events', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  event: text('event').notNull(),
+  outcome: text('outcome').notNull(),
+  userId: text('user_id'),
+  sessionId: text('session_id'),
+  ip: text('ip'),
+  userAgent: text('user_agent'),
+  requestId: text('request_id'),
+  reason: text('reason'),
+  sessionsRevoked: integer('sessions_revoked'),
+  createdAt: ms('created_at').notNull()
+}, (t) => [
+  // id in the index too: PostgreSQL's indexes do not carry it implicitly, and pages sort by it
+  index('audit_events_user_id_created_at_idx').on(t.userId, t.createdAt, t.id),
+  index('audit_events_created_at_idx').on(t.createdAt)
+])

@@ -74,3 +74,29 @@ export const revocationLog = sqliteTable('revocation_log', {
   until: integer('until').notNull(),
   createdAt: integer('created_at').notNull()
 }, (t) => [index('revocation_log_until_idx').on(t.until)])
+
+/**
+ * Security events (docs/audit.md), written only when AUDIT_LOG=table and pruned after
+ * AUDIT_RETENTION_DAYS. No foreign key to users on purpose: a deleted user's events stay
+ * (for operators) until pruned; nobody can read them through the API any more.
+ * Never a password, a token, a hash, or the username typed on a failed login.
+ */
+export const auditEvents = sqliteTable('audit_events', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  event: text('event').notNull(),
+  outcome: text('outcome').notNull(),
+  userId: text('user_id'),
+  sessionId: text('session_id'),
+  ip: text('ip'),
+  /** truncated to 256 characters */
+  userAgent: text('user_agent'),
+  requestId: text('request_id'),
+  reason: text('reason'),
+  sessionsRevoked: integer('sessions_revoked'),
+  createdAt: integer('created_at').notNull()
+}, (t) => [
+  // a user's events, newest first (GET /users/me/events); id breaks ties (it is the rowid, in every index)
+  index('audit_events_user_id_created_at_idx').on(t.userId, t.createdAt),
+  // pruning
+  index('audit_events_created_at_idx').on(t.createdAt)
+])

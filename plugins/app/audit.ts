@@ -1,0 +1,103 @@
+import fp from 'fastify-plugin'
+import type { FastifyError } from 'fastify'
+import { Counter } from 'prom-client'
+import type { RequestContext } from '../../src/request-context'
+import { loggable } from './http'
+
+/**
+ * The security events, each with its fixed outcome, log level and message. docs/audit.md
+ * says when each is emitted; tests and operators grep these names: never rename one.
+ */
+const EVENTS = {
+  'user.registered': { outcome: 'success', level: 'info', message: 'user registered' },
+  'login.success': { outcome: 'success', level: 'info', message: 'login succeeded' },
+  'login.failure': { outcome: 'failure', level: 'info', message: 'login failed' },
+  'refresh.reuse': { outcome: 'denied', level: 'warn', message: 'refresh token reuse: session revoked' },
+  logout: { outcome: 'success', level: 'info', message: 'logged out' },
+  'logout.all': { outcome: 'success', level: 'info', message: 'logged out everywhere' },
+  'session.revoked': { outcome: 'success', level: 'info', message: 'session revoked' },
+  'user.renamed': { outcome: 'success', level: 'info', message: 'username changed' },
+  'user.password_changed': { outcome: 'success', level: 'info', message: 'password changed' },
+  'user.update_denied': { outcome: 'denied', level: 'info', message: 'wrong current password' },
+  'user.deleted': { outcome: 'success', level: 'info', message: 'account deleted' }
+} as const satisfies Record<string, { outcome: 'success' | 'failure' | 'denied', level: 'info' | 'warn', message: string }>
+
+export type AuditEventName = keyof typeof EVENTS
+export type AuditOutcome = (typeof EVENTS)[AuditEventName]['outcome']
+export const AUDIT_EVENT_NAMES = Object.keys(EVENTS) as AuditEventName[]
+
+/** What happened; who asked, from where, comes from the request's context. */
+export interface AuditEvent {
+  event: AuditEventName
+  /** the account it concerns; absent for a failed login with an unknown username */
+  userId?: string
+  /** the session it concerns; defaults to the session of the access token that asked (ctx.sessionId) */
+  sessionId?: string
+  /** a short machine-readable word (e.g. 'bad_credentials'), never user input */
+  reason?: string
+  /** how many sessions the event revoked, where it revokes sessions */
+  sessionsRevoked?: number
+}
+
+/** User-Agent headers are client-chosen: kept to this many characters. */
+export const USER_AGENT_MAX = 256
+
+export interface Audit {
+  /**
+   * Logs the event (on the request's logger, so with its `reqId`) and, with AUDIT_LOG=table,
+   * writes it to audit_events. Never throws: a failed write is logged and counted
+   * (auth_audit_write_failures_total) and the request goes on.
+   */
+  record (event: AuditEvent, ctx: RequestContext): Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    audit: Audit
+  }
+}
+
+export default fp(async function audit (fastify) {
+  const { table } = fastify.config.audit
+  const repo = fastify.auditRepository
+  const writeFailures = new Counter({
+    name: 'auth_audit_write_failures_total',
+    help: 'security events that could not be written to audit_events (AUDIT_LOG=table); each is still in the log',
+    registers: [fastify.metrics.registry]
+  })
+
+  const service: Audit = {
+    async record (e, ctx) {
+      const spec = EVENTS[e.event]
+      // The stable fields first, always present (null when unknown), then the optional ones.
+      // `reqId` is bound to the request's logger already: it is not repeated here.
+      const fields = {
+        event: e.event,
+        outcome: spec.outcome,
+        userId: e.userId ?? null,
+        sessionId: e.sessionId ?? ctx.sessionId ?? null,
+        ip: ctx.ip ?? null,
+        userAgent: ctx.userAgent === undefined ? null : ctx.userAgent.slice(0, USER_AGENT_MAX),
+        ...(e.reason === undefined ? {} : { reason: e.reason }),
+        ...(e.sessionsRevoked === undefined ? {} : { sessionsRevoked: e.sessionsRevoked })
+      }
+      ctx.log[spec.level](fields, spec.message)
+      if (!table) return
+      try {
+        await repo.insert({
+          ...fields,
+          requestId: ctx.requestId ?? null,
+          reason: e.reason ?? null,
+          sessionsRevoked: e.sessionsRevoked ?? null,
+          createdAt: Date.now()
+        })
+      } catch (err) {
+        writeFailures.inc()
+        // Its own event name, so that counting an event's lines never counts this one; without
+        // the statement's parameters (loggable): the event's own line, just above, has them.
+        ctx.log.error({ ...loggable(err as FastifyError), event: 'audit.write_failed', failedEvent: e.event }, 'security event not written to audit_events')
+      }
+    }
+  }
+  fastify.decorate('audit', service)
+}, { name: 'audit', dependencies: ['config', 'audit-repository', 'metrics'] })

@@ -1,0 +1,29 @@
+import { and, desc, eq, lt, lte, or } from 'drizzle-orm'
+import type { AuditRepository } from '../repositories'
+import type { PostgresDb } from './client'
+import { auditEvents } from './schema'
+
+/** Security events on PostgreSQL. Each insert is one statement on the pool, outside any transaction. */
+export function postgresAuditRepository ({ orm }: PostgresDb): AuditRepository {
+  return {
+    async insert (e) {
+      await orm.insert(auditEvents).values(e)
+    },
+
+    async listForUser (userId, limit, before) {
+      const older = before === undefined
+        ? undefined
+        // created_at <= c bounds the index range; the OR only sorts out the ties at c
+        : and(lte(auditEvents.createdAt, before.createdAt), or(lt(auditEvents.createdAt, before.createdAt), lt(auditEvents.id, before.id)))
+      return await orm.select().from(auditEvents)
+        .where(and(eq(auditEvents.userId, userId), older))
+        .orderBy(desc(auditEvents.createdAt), desc(auditEvents.id))
+        .limit(limit)
+    },
+
+    async prune (olderThan) {
+      const deleted = await orm.delete(auditEvents).where(lt(auditEvents.createdAt, olderThan))
+      return deleted.rowCount ?? 0
+    }
+  }
+}
