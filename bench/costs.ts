@@ -10,10 +10,17 @@
  *   the driver by a preload (bench/lib/db-counter.cjs; SQLite runs inside the process, so
  *   nothing outside can see its statements). On PostgreSQL also round trips, and the
  *   server's own count: xact_commit + xact_rollback of pg_stat_database for the run's
- *   database (pg_stat_statements only if the server preloads it: checked, and said);
+ *   database (pg_stat_statements only if the server preloads it: checked, and said), and
+ *   the on-CPU time of the PostgreSQL backends serving that database (schedstat);
  * - Redis commands (with --redis): a private redis-server on a free port, so that only this
  *   run's commands count: INFO commandstats before and after each kind, and MONITOR to tell
- *   the replica's heartbeats (every 50 ms, whatever the traffic) from the requests' own.
+ *   the replica's heartbeats (every 50 ms, whatever the traffic) from the requests' own; and
+ *   Redis's time executing them (commandstats usec: an upper bound, MONITOR slows a script
+ *   down and one request at a time finds cold caches).
+ *
+ * One request at a time is not the service under load: with many connections one event-loop
+ * turn serves many requests and the per-request CPU falls several-fold (npm run bench's
+ * `CPU ms/req` is that figure). The counts (statements, round trips, commands) do not change.
  *
  *   npx tsx bench/costs.ts [--db sqlite|postgres] [--redis] [--rate-limits off] [--reads N]
  *
@@ -89,9 +96,30 @@ async function pgXacts (admin: pg.Client, name: string): Promise<number> {
   return Number(rows[0].n)
 }
 
-function commandStats (info: string): Record<string, number> {
-  const out: Record<string, number> = {}
-  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[m[1]] = Number(m[2])
+/** The PostgreSQL backends serving a database (the service's pool, and any other client of it). */
+async function pgBackends (admin: pg.Client, name: string): Promise<number[]> {
+  const { rows } = await admin.query('SELECT pid FROM pg_stat_activity WHERE datname = $1', [name])
+  return rows.map((r) => Number(r.pid))
+}
+
+/** On-CPU ms of each of these processes (those still there) */
+function schedMsOf (pids: number[]): Map<number, number> {
+  const out = new Map<number, number>()
+  for (const pid of pids) { try { out.set(pid, schedMs(pid)) } catch {} }
+  return out
+}
+
+/** CPU ms spent between two readings: a process that appeared counts whole (it started in between), one that left counts nothing */
+function spent (before: Map<number, number>, after: Map<number, number>): number {
+  let ms = 0
+  for (const [pid, now] of after) ms += now - (before.get(pid) ?? 0)
+  return ms
+}
+
+interface CommandStat { calls: number, usec: number }
+function commandStats (info: string): Record<string, CommandStat> {
+  const out: Record<string, CommandStat> = {}
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) out[m[1]] = { calls: Number(m[2]), usec: Number(m[3]) }
   return out
 }
 
@@ -149,6 +177,11 @@ interface PhaseResult {
   /** INFO commandstats's count over the requests, heartbeats taken out: the check on redis_run */
   redis_commandstats: number | null
   redis_background: number | null
+  /** Redis's time executing the requests' commands, microseconds per request (INFO commandstats) */
+  redis_usec: number | null
+  /** on-CPU ms of the PostgreSQL backends serving the run's database, per request; net: less their idle rate (the reconciliation) */
+  pg_cpu_ms_per_req: number | null
+  pg_cpu_ms_per_req_net: number | null
   note?: string
 }
 
@@ -302,6 +335,7 @@ async function main () {
     // eight half-second windows; their median, so that one burst of the machine's noise
     // (or a GC) does not become every request's background
     const windows: number[] = []
+    const idlePg0 = schedMsOf(admin && pgName ? await pgBackends(admin, pgName) : [])
     const idleCpu0 = cpuNow(pid)
     for (let w = 0, last = idleCpu0; w < 8; w++) {
       await sleep(500)
@@ -310,6 +344,7 @@ async function main () {
       last = now
     }
     const idleCpu1 = cpuNow(pid)
+    const idlePg1 = schedMsOf(admin && pgName ? await pgBackends(admin, pgName) : [])
     const idleEvents = (await drainMonitor()).filter(notOurs)
     const idleSeconds = (idleCpu1.at - idleCpu0.at) / 1000
     const sorted = [...windows].sort((a, b) => a - b)
@@ -318,6 +353,7 @@ async function main () {
       cpu_ms_per_s_sched: Number(((sorted[3] + sorted[4]) / 2).toFixed(3)),
       cpu_ms_per_s_sched_windows: windows.map((x) => Number(x.toFixed(2))),
       cpu_ms_per_s_stat: Number(((idleCpu1.statMs - idleCpu0.statMs) / idleSeconds).toFixed(1)),
+      pg_cpu_ms_per_s: pgName ? Number((spent(idlePg0, idlePg1) / idleSeconds).toFixed(3)) : null,
       redis_commands_per_s: redis ? Number((idleEvents.length / idleSeconds).toFixed(1)) : null,
       redis_by_command: redis ? countBy(idleEvents) : null
     }
@@ -416,11 +452,15 @@ async function main () {
       let statMs = 0
       let cpuMs = 0
       let wallMs = 0
+      let pgCpuMs = 0
       for (let b = 0; b < phase.bursts.length; b++) {
-        if (b > 0 && phase.pauseMs) await sleep(phase.pauseMs)
+        // before the first burst too: the previous kind may have cached every profile
+        if (phase.pauseMs) await sleep(phase.pauseMs)
+        const p0 = schedMsOf(admin && pgName ? await pgBackends(admin, pgName) : [])
         const c0 = cpuNow(pid)
         n += await phase.bursts[b]()
         const c1 = cpuNow(pid)
+        if (admin && pgName) pgCpuMs += spent(p0, schedMsOf(await pgBackends(admin, pgName)))
         statMs += c1.statMs - c0.statMs
         cpuMs += c1.schedMs - c0.schedMs
         wallMs += c1.at - c0.at
@@ -439,10 +479,25 @@ async function main () {
       let statsDelta: number | null = null
       if (before.redis && after.redis) {
         statsDelta = 0
-        for (const [cmd, calls] of Object.entries(after.redis)) if (!OURS.has(cmd)) statsDelta += calls - (before.redis[cmd] ?? 0)
+        for (const [cmd, stat] of Object.entries(after.redis)) if (!OURS.has(cmd)) statsDelta += stat.calls - (before.redis[cmd]?.calls ?? 0)
         const infos = allEvents.flatMap((e, i) => e.args[0].toLowerCase() === 'info' ? [i] : [])
         const window = infos.length >= 2 ? allEvents.slice(infos[0], infos[infos.length - 1]) : allEvents
         statsDelta -= window.filter((e) => notOurs(e) && background(e)).length
+      }
+      // Redis's own time executing the requests' commands (INFO commandstats usec; a script's
+      // time includes the commands it runs): the commands sent, less the heartbeats' share
+      let redisUsec: number | null = null
+      if (before.redis && after.redis) {
+        redisUsec = 0
+        const sent = new Set(own.filter((e) => e.source !== 'lua').map((e) => e.args[0].toLowerCase()))
+        for (const cmd of sent) {
+          const a = after.redis[cmd]
+          const b = before.redis[cmd] ?? { calls: 0, usec: 0 }
+          if (a === undefined || a.calls === b.calls) continue
+          const perCall = (a.usec - b.usec) / (a.calls - b.calls)
+          const mine = own.filter((e) => e.source !== 'lua' && e.args[0].toLowerCase() === cmd).length
+          redisUsec += perCall * mine
+        }
       }
       const bgDb = {
         statements: after.db.background.statements - before.db.background.statements,
@@ -474,6 +529,9 @@ async function main () {
         redis_by_command: redis ? Object.fromEntries(Object.entries(countBy(own)).map(([k, v]) => [k, Number((v / n).toFixed(3))])) : null,
         redis_commandstats: statsDelta === null ? null : statsDelta / n,
         redis_background: redis ? phaseEvents.length - own.length : null,
+        redis_usec: redisUsec === null ? null : redisUsec / n,
+        pg_cpu_ms_per_req: pgName ? pgCpuMs / n : null,
+        pg_cpu_ms_per_req_net: pgName ? (pgCpuMs - idle.pg_cpu_ms_per_s! * wallMs / 1000) / n : null,
         ...(phase.note ? { note: phase.note } : {})
       }
       results.push(r)
@@ -530,8 +588,8 @@ function countBy (events: MonitorEvent[]): Record<string, number> {
 
 const num = (x: number | null, digits = 2) => x === null || Number.isNaN(x) ? '-' : x.toFixed(digits)
 
-export function costTable (run: { config: string, idle: { cpu_ms_per_s_sched: number, redis_commands_per_s: number | null }, requests: PhaseResult[] }): string {
-  const header = ['request', 'n', 'wall ms', 'CPU ms (stat)', 'CPU ms', 'net of idle', 'DB stmts', 'DB tx', 'pg round trips', 'pg xacts', 'Redis sent', 'Redis run', 'INFO check', 'Redis commands (per request)']
+export function costTable (run: { config: string, idle: { cpu_ms_per_s_sched: number, redis_commands_per_s: number | null, pg_cpu_ms_per_s: number | null }, requests: PhaseResult[] }): string {
+  const header = ['request', 'n', 'wall ms', 'CPU ms (stat)', 'CPU ms', 'net of idle', 'DB stmts', 'DB tx', 'pg round trips', 'pg xacts', 'pg CPU ms', 'Redis sent', 'Redis run', 'INFO check', 'Redis us', 'Redis commands (per request)']
   const lines = run.requests.map((r) => [
     r.kind,
     String(r.n),
@@ -543,17 +601,21 @@ export function costTable (run: { config: string, idle: { cpu_ms_per_s_sched: nu
     num(r.db_transactions),
     num(r.db_round_trips),
     num(r.pg_xacts),
+    num(r.pg_cpu_ms_per_req_net, 3),
     num(r.redis_sent),
     num(r.redis_run),
     num(r.redis_commandstats),
+    num(r.redis_usec, 1),
     r.redis_by_command ? Object.entries(r.redis_by_command).map(([k, v]) => `${k} ${v}`).join(', ') || '-' : '-'
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
   const cell = (s: string, i: number) => i === 0 || i === header.length - 1 ? s.padEnd(widths[i]) : s.padStart(widths[i])
   const out = [`${run.config}: per request, sent one at a time`, header.map(cell).join('  '), widths.map((w) => '-'.repeat(w)).join('  ')]
   for (const l of lines) out.push(l.map(cell).join('  ').trimEnd())
-  out.push('CPU ms: schedstat of every thread; (stat): utime + stime in 10 ms ticks; net of idle: less the idle rate below over the same wall time')
-  out.push(`idle (no requests): ${run.idle.cpu_ms_per_s_sched} CPU ms/s (median of 8 windows of 0.5 s)` + (run.idle.redis_commands_per_s === null ? '' : `, ${run.idle.redis_commands_per_s} Redis commands/s (replica heartbeat)`))
+  out.push('CPU ms: the service process, schedstat of every thread; (stat): utime + stime in 10 ms ticks; net of idle: less the idle rate below over the same wall time')
+  out.push('pg CPU ms: the PostgreSQL backends of the run\'s database, net of their idle rate; Redis us: Redis executing the commands sent (INFO commandstats usec)')
+  out.push(`idle (no requests): ${run.idle.cpu_ms_per_s_sched} CPU ms/s (median of 8 windows of 0.5 s)` + (run.idle.redis_commands_per_s === null ? '' : `, ${run.idle.redis_commands_per_s} Redis commands/s (replica heartbeat)`) +
+    (run.idle.pg_cpu_ms_per_s === null ? '' : `, PostgreSQL backends ${run.idle.pg_cpu_ms_per_s} CPU ms/s`))
   return out.join('\n')
 }
 
