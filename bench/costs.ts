@@ -608,10 +608,15 @@ export function costTable (run: { config: string, idle: { cpu_ms_per_s_sched: nu
     num(r.redis_usec, 1),
     r.redis_by_command ? Object.entries(r.redis_by_command).map(([k, v]) => `${k} ${v}`).join(', ') || '-' : '-'
   ])
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
-  const cell = (s: string, i: number) => i === 0 || i === header.length - 1 ? s.padEnd(widths[i]) : s.padStart(widths[i])
-  const out = [`${run.config}: per request, sent one at a time`, header.map(cell).join('  '), widths.map((w) => '-'.repeat(w)).join('  ')]
-  for (const l of lines) out.push(l.map(cell).join('  ').trimEnd())
+  // columns that do not apply to this configuration (PostgreSQL's, Redis's) are left out
+  const keep = header.map((_, i) => lines.some((l) => l[i] !== '-'))
+  const pick = <T>(xs: T[]) => xs.filter((_, i) => keep[i])
+  const cols = pick(header)
+  const rows = lines.map(pick)
+  const widths = cols.map((h, i) => Math.max(h.length, ...rows.map((l) => l[i].length)))
+  const cell = (s: string, i: number) => i === 0 || i === cols.length - 1 ? s.padEnd(widths[i]) : s.padStart(widths[i])
+  const out = [`${run.config}: per request, sent one at a time`, cols.map(cell).join('  ').trimEnd(), widths.map((w) => '-'.repeat(w)).join('  ')]
+  for (const l of rows) out.push(l.map(cell).join('  ').trimEnd())
   out.push('CPU ms: the service process, schedstat of every thread; (stat): utime + stime in 10 ms ticks; net of idle: less the idle rate below over the same wall time')
   out.push('pg CPU ms: the PostgreSQL backends of the run\'s database, net of their idle rate; Redis us: Redis executing the commands sent (INFO commandstats usec)')
   out.push(`idle (no requests): ${run.idle.cpu_ms_per_s_sched} CPU ms/s (median of 8 windows of 0.5 s)` + (run.idle.redis_commands_per_s === null ? '' : `, ${run.idle.redis_commands_per_s} Redis commands/s (replica heartbeat)`) +
