@@ -8,6 +8,10 @@
  *   npm run bench -- --profile  also writes the service's CPU profiles to bench/.tmp/profiles
  *   npm run bench -- --alg EdDSA|ES256|RS256   only `me` and `reject` (memory store), tokens
  *                               signed with that algorithm; results in bench/.tmp/results-<alg>.json
+ *   npm run bench -- --db postgres   the same scenarios on PostgreSQL (a fresh database of the
+ *                               server at BENCH_POSTGRES_URL, dropped at the end); --db both runs
+ *                               SQLite then PostgreSQL in one run, so their ratios share a machine
+ *                               state; --db sqlite (the default) is the run as it always was
  *   npm run bench -- --save     a full run that replaces the committed bench/results.json and
  *                               the tables of README.md and bench/README.md (bench/tables.ts)
  *
@@ -15,6 +19,8 @@
  * never dirties the tree.
  *
  * Env: BENCH_REDIS_URL (default REDIS_URL, else redis://127.0.0.1:6379), BCRYPT_COST (12),
+ * BENCH_POSTGRES_URL (with --db postgres|both; default postgres://postgres@127.0.0.1:5432/postgres,
+ * where the run creates and drops its own database),
  * UV_THREADPOOL_SIZE (passed to the service and to the bcrypt reference alike).
  */
 import { execFileSync } from 'node:child_process'
@@ -24,11 +30,12 @@ import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { Redis } from 'ioredis'
+import pg from 'pg'
 import { childPids, cpuSeconds, freePort, rssMb, sleep, startChild, stopAll, type Child } from './lib/procs'
 import { load, rotate, type LoadResult, type LoadSpec, type Req } from './lib/load'
 import { badTokens } from './lib/tokens'
 import { generateSigningJwk, parseKeySet, type AsymmetricAlg, type SigningKey } from '../src/signing-keys'
-import { summary, type MemoryEntry, type Results, type Row } from './lib/report'
+import { dbOf, summary, type DbKind, type MemoryEntry, type Results, type Row } from './lib/report'
 import { COMMITTED_RESULTS, LATEST_RESULTS, updateReadmes } from './tables'
 
 const ROOT = join(__dirname, '..')
@@ -48,6 +55,15 @@ const ALG = (() => {
 /** with --alg: the service's key set (one key), written next to the database */
 let signingKey: SigningKey | undefined
 let keysFile: string | undefined
+const DBS: DbKind[] = (() => {
+  const at = process.argv.indexOf('--db')
+  if (at < 0) return ['sqlite']
+  const db = process.argv[at + 1]
+  if (db === 'sqlite' || db === 'postgres') return [db]
+  if (db === 'both') return ['sqlite', 'postgres']
+  throw new Error('--db takes sqlite, postgres or both')
+})()
+const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const SAVE = process.argv.includes('--save')
 const BCRYPT_COST = Number(process.env.BCRYPT_COST ?? 12)
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -96,6 +112,7 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 interface Server {
   child: Child
   url: string
+  db: DbKind
   store: 'memory' | 'redis'
   workers: number
   redisPrefix: string | null
@@ -110,9 +127,9 @@ const PASS_ENV = (extra: Record<string, string | undefined>) => ({
   ...extra
 })
 
-async function startServer (dbFile: string, opts: { redis: boolean, workers: number, label: string }): Promise<Server> {
+async function startServer (database: Database, opts: { redis: boolean, workers: number, label: string }): Promise<Server> {
   const port = await freePort()
-  const redisPrefix = opts.redis ? `bench:${RUN_ID}:${opts.label}:` : null
+  const redisPrefix = opts.redis ? `bench:${RUN_ID}:${database.kind}-${opts.label}:` : null
   const args = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(__dirname, '.tmp', 'profiles')}`, `--cpu-prof-name=${RUN_ID}-${opts.label}-\${pid}.cpuprofile`, ...START_FLAGS, SERVER_ENTRY] : [...START_FLAGS, SERVER_ENTRY]
   const child = startChild(`server(${opts.label})`, process.execPath, args, PASS_ENV({
     // runtime flags for the service only (never the references), to try V8 settings
@@ -120,7 +137,7 @@ async function startServer (dbFile: string, opts: { redis: boolean, workers: num
     NODE_ENV: 'production',
     PORT: String(port),
     HOST: '127.0.0.1',
-    DATABASE_URL: `file:${dbFile}`,
+    DATABASE_URL: database.url,
     ...(ALG === undefined ? { JWT_SECRET } : { JWT_ALG: ALG, JWT_KEYS_FILE: keysFile }),
     JWT_ISSUER: ISSUER,
     JWT_AUDIENCE: AUDIENCE,
@@ -158,7 +175,52 @@ async function startServer (dbFile: string, opts: { redis: boolean, workers: num
       if (Date.now() > deadline) throw new Error(`${child.name}: workers did not settle:\n${child.output()}`)
     }
   }
-  return { child, url, store: opts.redis ? 'redis' : 'memory', workers: opts.workers, redisPrefix, pids }
+  return { child, url, db: database.kind, store: opts.redis ? 'redis' : 'memory', workers: opts.workers, redisPrefix, pids }
+}
+
+// --- databases ------------------------------------------------------------------------
+
+interface Database { kind: DbKind, url: string, drop (): Promise<void> }
+
+/** What must run however the bench ends (SIGINT included): dropping a PostgreSQL database. */
+const cleanups = new Set<() => Promise<void>>()
+async function runCleanups () {
+  for (const fn of [...cleanups]) {
+    cleanups.delete(fn)
+    await fn().catch((err: Error) => log(`cleanup failed: ${err.message}`))
+  }
+}
+
+async function adminQuery (text: string) {
+  const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 3000 })
+  client.on('error', () => {})
+  await client.connect()
+  try {
+    return await client.query(text)
+  } finally {
+    await client.end()
+  }
+}
+
+/**
+ * SQLite: a file in the run's temporary directory. PostgreSQL: a new database named after
+ * the run on the server at BENCH_POSTGRES_URL, dropped when the pass ends, fails or is
+ * interrupted (WITH (FORCE): a killed service may have left connections behind).
+ */
+async function openDatabase (kind: DbKind, dir: string): Promise<Database> {
+  if (kind === 'sqlite') return { kind, url: `file:${join(dir, 'auth.db')}`, drop: async () => {} }
+  const name = `bench_${RUN_ID}`
+  await adminQuery(`CREATE DATABASE ${name}`)
+  const drop = async () => {
+    cleanups.delete(drop)
+    await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    log(`dropped PostgreSQL database ${name}`)
+  }
+  cleanups.add(drop)
+  const url = new URL(POSTGRES_URL)
+  url.pathname = `/${name}`
+  log(`created PostgreSQL database ${name} at ${url.host}`)
+  return { kind, url: url.toString(), drop }
 }
 
 async function startCeiling (body: string): Promise<{ child: Child, url: string }> {
@@ -211,6 +273,14 @@ const seedRefreshTokens: string[] = []
 /** refresh chains of the sessions the `login` scenario opened (kept apart from the `me` tokens) */
 const chains: Chain[] = []
 let registered = 0
+
+/** A new pass (another database) starts with no users, tokens or chains. */
+function resetState () {
+  users.length = 0
+  accessTokens.length = 0
+  seedRefreshTokens.length = 0
+  chains.length = 0
+}
 
 const newUsername = () => `b${RUN_ID}_${registered++}`
 const newPassword = () => `bench-password-${randomBytes(6).toString('hex')}`
@@ -349,20 +419,24 @@ function specOf (kind: string, url: string, conns = P.connections): LoadSpec {
 }
 
 const rows: Row[] = []
-const unavailable: Array<{ name: string, store: string, reason: string }> = []
+const unavailable: Array<{ name: string, db: DbKind, store: string, reason: string }> = []
 const failures: string[] = []
 const memoryReport: Array<Record<string, unknown>> = []
-const ceilingRuns: Array<{ store: 'memory' | 'redis', runs: LoadResult[] }> = []
+const ceilingRuns: Array<{ db: DbKind, store: 'memory' | 'redis', runs: LoadResult[] }> = []
 
-function check (name: string, store: string, r: { errors: number, unexpected: number, statuses?: Record<string, number>, error_messages?: string[] }) {
+/** `where`: the database and store, e.g. "postgres, redis" */
+function check (name: string, where: string, r: { errors: number, unexpected: number, statuses?: Record<string, number>, error_messages?: string[] }) {
   if (r.errors > 0 || r.unexpected > 0) {
-    failures.push(`${name} (${store}): ${r.errors} errors, ${r.unexpected} unexpected statuses ${JSON.stringify(r.statuses ?? {})} ${(r.error_messages ?? []).join('; ')}`)
+    failures.push(`${name} (${where}): ${r.errors} errors, ${r.unexpected} unexpected statuses ${JSON.stringify(r.statuses ?? {})} ${(r.error_messages ?? []).join('; ')}`)
   }
 }
+
+const where = (server: Server) => `${server.db}, ${server.store}`
 
 function row (name: string, server: Server, r: LoadResult, reference: string | null, referenceRps: number | null, extra: Record<string, unknown> = {}, connections = P.connections): Row {
   const out: Row = {
     name,
+    db: server.db,
     store: server.store,
     rps: r.rps,
     p50_ms: r.p50_ms,
@@ -393,7 +467,7 @@ async function httpGroup (server: Server, ceiling: { url: string, child: Child }
   const ceilings: LoadResult[] = []
   const measureCeiling = async () => {
     const r = await load({ ...specOf('ceiling', ceiling.url), cpuPids: () => [ceiling.child.pid] })
-    check('ceiling', server.store, r)
+    check('ceiling', where(server), r)
     ceilings.push(r)
     log(`  ceiling: ${short(r)}`)
     return r
@@ -404,7 +478,7 @@ async function httpGroup (server: Server, ceiling: { url: string, child: Child }
     if (name === 'protected') {
       const probe = await http(server.url, 'GET', '/protected', undefined, bearer(accessTokens[0]))
       if (probe.status === 404) {
-        unavailable.push({ name, store: server.store, reason: 'GET /protected answered 404 (compat route not there)' })
+        unavailable.push({ name, db: server.db, store: server.store, reason: 'GET /protected answered 404 (compat route not there)' })
         log(`  ${name}: unavailable (404)`)
         continue
       }
@@ -419,7 +493,7 @@ async function httpGroup (server: Server, ceiling: { url: string, child: Child }
       // A request cut off at the end may have rotated its token unseen: never use that chain again.
       for (const ch of chains) if (ch.pending) ch.dead = true
     }
-    check(name, server.store, r)
+    check(name, where(server), r)
     log(`  ${name}: ${short(r)}`)
     pending.push({ name, r, before, conns: spec.connections })
     before = await measureCeiling()
@@ -433,32 +507,35 @@ async function httpGroup (server: Server, ceiling: { url: string, child: Child }
     if (p.name === 'reject') extra.expected_status = 401
     row(p.name, server, p.r, 'ceiling', ref, extra, p.conns)
   }
-  ceilingRuns.push({ store: server.store, runs: ceilings })
+  ceilingRuns.push({ db: server.db, store: server.store, runs: ceilings })
 }
 
-/** One `ceiling` row per store: every ceiling run of that store's groups. */
+/** One `ceiling` row per database and store: every ceiling run of that pair's groups. */
 function ceilingRows () {
-  for (const store of ['memory', 'redis'] as const) {
-    const c = ceilingRuns.filter((x) => x.store === store).flatMap((x) => x.runs)
-    if (c.length === 0) continue
-    rows.push({
-      name: 'ceiling',
-      store,
-      rps: mean(c.map((x) => x.rps)),
-      p50_ms: mean(c.map((x) => x.p50_ms)),
-      p99_ms: mean(c.map((x) => x.p99_ms)),
-      errors: c.reduce((a, x) => a + x.errors, 0),
-      non2xx: c.reduce((a, x) => a + x.non2xx, 0),
-      reference: null,
-      ratio: null,
-      workers: 1,
-      reference_rps: null,
-      requests: c.reduce((a, x) => a + x.requests, 0),
-      connections: P.connections,
-      unexpected: c.reduce((a, x) => a + x.unexpected, 0),
-      cpu_ms_per_req: mean(c.map((x) => x.cpu_ms_per_req ?? 0)),
-      runs: c.map((x) => Math.round(x.rps))
-    })
+  for (const db of DBS) {
+    for (const store of ['memory', 'redis'] as const) {
+      const c = ceilingRuns.filter((x) => x.db === db && x.store === store).flatMap((x) => x.runs)
+      if (c.length === 0) continue
+      rows.push({
+        name: 'ceiling',
+        db,
+        store,
+        rps: mean(c.map((x) => x.rps)),
+        p50_ms: mean(c.map((x) => x.p50_ms)),
+        p99_ms: mean(c.map((x) => x.p99_ms)),
+        errors: c.reduce((a, x) => a + x.errors, 0),
+        non2xx: c.reduce((a, x) => a + x.non2xx, 0),
+        reference: null,
+        ratio: null,
+        workers: 1,
+        reference_rps: null,
+        requests: c.reduce((a, x) => a + x.requests, 0),
+        connections: P.connections,
+        unexpected: c.reduce((a, x) => a + x.unexpected, 0),
+        cpu_ms_per_req: mean(c.map((x) => x.cpu_ms_per_req ?? 0)),
+        runs: c.map((x) => Math.round(x.rps))
+      })
+    }
   }
 }
 
@@ -474,7 +551,7 @@ async function bcryptGroup (server: Server) {
   await ref()
   for (const name of QUICK ? ['login', 'register'] : ['login', 'register']) {
     const r = await load({ ...specOf(name, server.url), cpuPids: server.pids })
-    check(name, server.store, r)
+    check(name, where(server), r)
     log(`  ${name}: ${r.rps.toFixed(2)} req/s (counted ${r.rps_counted.toFixed(2)}), p99 ${r.p99_ms.toFixed(0)} ms, ${r.cpu_ms_per_req?.toFixed(0)} CPU ms/req, ${r.errors} errors, ${r.non2xx} non-2xx`)
     results.push({ name, r, i: refs.length - 1 })
     if (!QUICK) await ref()
@@ -487,6 +564,7 @@ async function bcryptGroup (server: Server) {
   }
   rows.push({
     name: 'bcrypt',
+    db: server.db,
     store: server.store,
     rps: mean(refs.map((b) => b.rps)),
     p50_ms: mean(refs.map((b) => b.p50_ms)),
@@ -508,19 +586,19 @@ async function bcryptGroup (server: Server) {
 
 /** Reads at a fixed pace, alone and then while a login storm keeps every bcrypt thread busy. */
 async function mixed (server: Server) {
-  const me = rows.find((r) => r.name === 'me' && r.store === server.store)
+  const me = rows.find((r) => r.name === 'me' && r.db === server.db && r.store === server.store)
   const rate = Math.max(100, Math.min(1000, Math.round(((me?.rps ?? 1000) * 0.2) / 50) * 50))
   const reads = (): LoadSpec => ({ ...specOf('me', server.url, 2), overallRate: rate, warmup: 0.5, duration: P.readsDuration })
   const alone = await load(reads())
-  check('mixed-alone', server.store, alone)
+  check('mixed-alone', where(server), alone)
   log(`  reads alone at ${rate}/s: ${short(alone)}`)
 
   const storm = load({ ...specOf('login', server.url), warmup: 0, duration: P.stormWarmup + 0.5 + P.readsDuration + 0.5 })
   await sleep(P.stormWarmup * 1000)
   const under = await load(reads())
   const s = await storm
-  check('mixed', server.store, under)
-  check('mixed (login storm)', server.store, s)
+  check('mixed', where(server), under)
+  check('mixed (login storm)', where(server), s)
   log(`  reads under a login storm: ${short(under)}; storm ${s.rps.toFixed(2)} logins/s`)
   row('mixed-alone', server, alone, null, null, { paced_rate: rate }, 2)
   row('mixed', server, under, 'mixed-alone', alone.rps, {
@@ -535,10 +613,11 @@ async function mixed (server: Server) {
 async function memoryCheck (server: Server) {
   const afterRun = server.pids().map((pid) => ({ pid, rss_mb: rssMb(pid) }))
   const repeat = await load(specOf('me', server.url))
-  check('me (repeat)', server.store, repeat)
+  check('me (repeat)', where(server), repeat)
   const afterRepeat = server.pids().map((pid) => ({ pid, rss_mb: rssMb(pid) }))
   const total = (xs: Array<{ rss_mb: number | null }>) => xs.reduce((a, x) => a + (x.rss_mb ?? 0), 0)
   const entry = {
+    db: server.db,
     store: server.store,
     workers: server.workers,
     rss_after_run_mb: Number(total(afterRun).toFixed(1)),
@@ -575,7 +654,7 @@ async function cleanRedis (client: Redis) {
   return deleted
 }
 
-function machine (redisVersion: string | null) {
+function machine (redisVersion: string | null, postgresVersion: string | null) {
   let commit: string | null = null
   try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim() } catch {}
   const cpu = cpus()
@@ -589,11 +668,84 @@ function machine (redisVersion: string | null) {
     uv_threadpool_size: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
     bcrypt_cost: BCRYPT_COST,
     redis: redisVersion,
+    db: DBS,
+    ...(postgresVersion === null ? {} : { postgres: postgresVersion }),
     commit,
     quick: QUICK,
     jwt_alg: ALG ?? 'HS256',
     started_at: new Date().toISOString(),
     params: P
+  }
+}
+
+/**
+ * Every round on one database: memory store, then Redis, then Redis with WORKERS=2 (or, with
+ * --alg, `me` and `reject` on the memory store), with a ceiling started for this database's
+ * `GET /users/me` body.
+ */
+async function pass (database: Database, redis: Redis | null) {
+  const db = database.kind
+  let ceiling: { child: Child, url: string } | null = null
+  let server: Server | null = null
+  try {
+    // Round 1: memory store, a fresh database.
+    server = await startServer(database, { redis: false, workers: 1, label: 'memory' })
+    log(`${db}: service up (memory store), pid ${server.child.pid}`)
+    await seed(server)
+    const sample = await http(server.url, 'GET', '/users/me', undefined, bearer(accessTokens[0]))
+    if (sample.status !== 200) throw new Error(`GET /users/me: ${sample.status} ${sample.text}`)
+    ceiling = await startCeiling(sample.text)
+    const probe = await http(ceiling.url, 'GET', '/users/me')
+    if (probe.text.length !== sample.text.length) throw new Error(`ceiling body is ${probe.text.length} bytes, /users/me ${sample.text.length}`)
+    log(`ceiling up, pid ${ceiling.child.pid}, body ${sample.text.length} bytes`)
+
+    if (ALG !== undefined) {
+      // Only what the algorithm changes: verifying (me) and refusing (reject) tokens.
+      log(`${db}, memory, ${ALG}: me and reject against the ceiling (${P.connections} connections)`)
+      await httpGroup(server, ceiling, ['me', 'reject'])
+      for (const r of rows) r.jwt_alg = ALG
+      await server.child.stop()
+      server = null
+      return
+    }
+    log(`${db}, memory: login and register against bcrypt`)
+    await bcryptGroup(server)
+    log(`${db}, memory: HTTP scenarios against the ceiling (${P.connections} connections)`)
+    await httpGroup(server, ceiling, ['me', 'protected', 'introspect', 'reject', 'refresh'])
+    log(`${db}, memory: mixed`)
+    await mixed(server)
+    await memoryCheck(server)
+    await server.child.stop()
+    server = null
+
+    if (!redis) {
+      unavailable.push({ name: 'me', db, store: 'redis', reason: `Redis not reachable at ${REDIS_URL}` })
+      return
+    }
+    // Round 2: the same database (its users and sessions), the blocklist in Redis.
+    server = await startServer(database, { redis: true, workers: 1, label: 'redis' })
+    log(`${db}: service up (Redis store), pid ${server.child.pid}`)
+    await httpGroup(server, ceiling, QUICK ? ['me', 'reject'] : ['me', 'protected', 'introspect', 'reject', 'refresh'])
+    await memoryCheck(server)
+    await server.child.stop()
+    server = null
+
+    // WORKERS=2 (node:cluster), Redis: `me` again, against its own ceilings.
+    server = await startServer(database, { redis: true, workers: 2, label: 'workers2' })
+    log(`${db}: service up (Redis store, WORKERS=2), pids ${server.pids().join(', ')}`)
+    const cpuBefore = server.pids().map((p) => cpuSeconds(p) ?? 0)
+    await httpGroup(server, ceiling, ['me'])
+    const cpuAfter = server.pids().map((p) => cpuSeconds(p) ?? 0)
+    const last = rows.filter((r) => r.name === 'me' && r.db === db && r.workers === 2).pop()
+    if (last) last.cpu_seconds_per_process = cpuAfter.map((c, i) => Number((c - cpuBefore[i]).toFixed(2)))
+    const rss = server.pids().map((pid) => ({ pid, rss_mb: rssMb(pid) }))
+    memoryReport.push({ db, store: 'redis', workers: 2, rss_after_run_mb: Number(rss.reduce((a, x) => a + (x.rss_mb ?? 0), 0).toFixed(1)), per_process: rss })
+    log(`  WORKERS=2 RSS: ${rss.map((x) => `${x.pid}: ${x.rss_mb?.toFixed(1)} MB`).join(', ')}`)
+    await server.child.stop()
+    server = null
+  } finally {
+    if (server) await server.child.stop()
+    if (ceiling) await ceiling.child.stop()
   }
 }
 
@@ -605,12 +757,20 @@ async function main () {
   // bench/.tmp/profiles holds the service's CPU profiles with --profile
   if (PROFILE) mkdirSync(join(__dirname, '.tmp', 'profiles'), { recursive: true })
   const dir = mkdtempSync(join(tmpdir(), 'auth-bench-'))
-  const dbFile = join(dir, 'auth.db')
   const redis = await redisReachable()
   let redisVersion: string | null = null
   if (redis) redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'unknown'
-  const info = machine(redisVersion)
-  log(`${QUICK ? 'quick' : 'full'} run ${RUN_ID}: ${info.cpus} cpus, bcrypt cost ${BCRYPT_COST}, Redis ${redis ? `${redisVersion} at ${REDIS_URL}` : 'not reachable: memory store only'}`)
+  let postgresVersion: string | null = null
+  if (DBS.includes('postgres')) {
+    try {
+      postgresVersion = (await adminQuery('SHOW server_version')).rows[0].server_version as string
+    } catch (err) {
+      redis?.disconnect()
+      throw new Error(`--db ${DBS.join('+')}: PostgreSQL at ${new URL(POSTGRES_URL).host} is unreachable (${(err as Error).message})`)
+    }
+  }
+  const info = machine(redisVersion, postgresVersion)
+  log(`${QUICK ? 'quick' : 'full'} run ${RUN_ID}: ${info.cpus} cpus, bcrypt cost ${BCRYPT_COST}, ${DBS.map((d) => d === 'postgres' ? `PostgreSQL ${postgresVersion}` : 'SQLite').join(' then ')}, Redis ${redis ? `${redisVersion} at ${REDIS_URL}` : 'not reachable: memory store only'}`)
 
   if (ALG !== undefined) {
     const jwk = await generateSigningJwk(ALG)
@@ -620,78 +780,31 @@ async function main () {
     log(`JWT_ALG=${ALG}: one generated key, kid ${signingKey.kid}`)
   }
 
-  let ceiling: { child: Child, url: string } | null = null
-  let server: Server | null = null
   try {
-    // Round 1: memory store, a fresh SQLite file.
-    server = await startServer(dbFile, { redis: false, workers: 1, label: 'memory' })
-    log(`service up (memory store), pid ${server.child.pid}`)
-    await seed(server)
-    const sample = await http(server.url, 'GET', '/users/me', undefined, bearer(accessTokens[0]))
-    if (sample.status !== 200) throw new Error(`GET /users/me: ${sample.status} ${sample.text}`)
-    ceiling = await startCeiling(sample.text)
-    const probe = await http(ceiling.url, 'GET', '/users/me')
-    if (probe.text.length !== sample.text.length) throw new Error(`ceiling body is ${probe.text.length} bytes, /users/me ${sample.text.length}`)
-    log(`ceiling up, pid ${ceiling.child.pid}, body ${sample.text.length} bytes`)
-
-    if (ALG !== undefined) {
-      // Only what the algorithm changes: verifying (me) and refusing (reject) tokens.
-      log(`memory, ${ALG}: me and reject against the ceiling (${P.connections} connections)`)
-      await httpGroup(server, ceiling, ['me', 'reject'])
-      for (const r of rows) r.jwt_alg = ALG
-      await server.child.stop()
-      server = null
-    } else {
-      log('memory: login and register against bcrypt')
-      await bcryptGroup(server)
-      log(`memory: HTTP scenarios against the ceiling (${P.connections} connections)`)
-      await httpGroup(server, ceiling, ['me', 'protected', 'introspect', 'reject', 'refresh'])
-      log('memory: mixed')
-      await mixed(server)
-      await memoryCheck(server)
-      await server.child.stop()
-      server = null
-
-      if (redis) {
-        // Round 2: the same database (its users and sessions), the blocklist in Redis.
-        server = await startServer(dbFile, { redis: true, workers: 1, label: 'redis' })
-        log(`service up (Redis store), pid ${server.child.pid}`)
-        await httpGroup(server, ceiling, QUICK ? ['me', 'reject'] : ['me', 'protected', 'introspect', 'reject', 'refresh'])
-        await memoryCheck(server)
-        await server.child.stop()
-        server = null
-
-        // WORKERS=2 (node:cluster), Redis: `me` again, against its own ceilings.
-        server = await startServer(dbFile, { redis: true, workers: 2, label: 'workers2' })
-        log(`service up (Redis store, WORKERS=2), pids ${server.pids().join(', ')}`)
-        const cpuBefore = server.pids().map((p) => cpuSeconds(p) ?? 0)
-        await httpGroup(server, ceiling, ['me'])
-        const cpuAfter = server.pids().map((p) => cpuSeconds(p) ?? 0)
-        const last = rows.filter((r) => r.name === 'me' && r.workers === 2).pop()
-        if (last) last.cpu_seconds_per_process = cpuAfter.map((c, i) => Number((c - cpuBefore[i]).toFixed(2)))
-        const rss = server.pids().map((pid) => ({ pid, rss_mb: rssMb(pid) }))
-        memoryReport.push({ store: 'redis', workers: 2, rss_after_run_mb: Number(rss.reduce((a, x) => a + (x.rss_mb ?? 0), 0).toFixed(1)), per_process: rss })
-        log(`  WORKERS=2 RSS: ${rss.map((x) => `${x.pid}: ${x.rss_mb?.toFixed(1)} MB`).join(', ')}`)
-        await server.child.stop()
-        server = null
-        const deleted = await cleanRedis(redis)
-        log(`removed ${deleted} Redis keys of this run`)
-      } else {
-        unavailable.push({ name: 'me', store: 'redis', reason: `Redis not reachable at ${REDIS_URL}` })
+    for (const kind of DBS) {
+      resetState()
+      const database = await openDatabase(kind, dir)
+      try {
+        await pass(database, redis)
+      } finally {
+        await stopAll()
+        await database.drop()
       }
     }
   } finally {
-    if (server) await server.child.stop()
-    if (ceiling) await ceiling.child.stop()
     await stopAll()
-    redis?.disconnect()
+    await runCleanups()
+    if (redis) {
+      await cleanRedis(redis).then((n) => log(`removed ${n} Redis keys of this run`), (err: Error) => log(`Redis cleanup failed: ${err.message}`))
+      redis.disconnect()
+    }
     rmSync(dir, { recursive: true, force: true })
   }
 
   // --- report ---------------------------------------------------------------------------
   ceilingRows()
-  // memory rows, then Redis with WORKERS=1, WORKERS=2, and the Redis ceiling last
-  const order = (r: Row) => (r.store === 'memory' ? 0 : r.name === 'ceiling' ? 30 : 10) + (r.workers - 1) * 10
+  // per database (SQLite first): memory rows, then Redis with WORKERS=1, WORKERS=2, and the Redis ceiling last
+  const order = (r: Row) => (dbOf(r) === 'sqlite' ? 0 : 100) + (r.store === 'memory' ? 0 : r.name === 'ceiling' ? 30 : 10) + (r.workers - 1) * 10
   const sorted = [...rows].sort((a, b) => order(a) - order(b))
   const targets = evaluateTargets(sorted)
   const elapsed = (performance.now() - T0) / 1000
@@ -732,36 +845,56 @@ async function main () {
 }
 
 function evaluateTargets (all: Row[]) {
-  const find = (name: string, store: string, workers = 1) => all.find((r) => r.name === name && r.store === store && r.workers === workers)
-  const ratioTarget = (target: string, r: Row | undefined, min: number) => ({
-    target,
-    value: r?.ratio == null ? 'not measured' : r.ratio.toFixed(2),
-    met: r?.ratio == null ? null : r.ratio >= min
-  })
-  const out = [
-    ratioTarget('me (memory) >= 0.60 of ceiling', find('me', 'memory'), 0.60),
-    ratioTarget('me (redis) >= 0.45 of ceiling', find('me', 'redis'), 0.45),
-    ratioTarget('reject (memory) >= 0.80 of ceiling', find('reject', 'memory'), 0.80),
-    ratioTarget('reject (redis) >= 0.80 of ceiling', find('reject', 'redis'), 0.80),
-    ratioTarget('login >= 0.90 of bcrypt', find('login', 'memory'), 0.90)
-  ]
-  const m = find('mixed', 'memory')
-  const pr = m?.p99_ratio as number | null | undefined
-  out.push({ target: 'mixed: reads p99 under a login storm <= 5x alone', value: pr == null ? 'not measured' : `x${pr.toFixed(2)}`, met: pr == null ? null : pr <= 5 })
-  for (const mem of memoryReport) {
-    if (mem.workers !== 1) continue
-    const after = mem.rss_after_repeat_mb as number
-    out.push({ target: `RSS (${mem.store}) after the run < 150 MB`, value: `${after} MB`, met: after < 150 })
-    const growth = mem.growth_mb as number
-    // "No growth": within 5% or 5 MB of the first measurement, whichever is larger (GC noise).
-    const tolerance = Math.max(5, (mem.rss_after_run_mb as number) * 0.05)
-    out.push({ target: `RSS (${mem.store}) no growth across a repeated run (tolerance ${tolerance.toFixed(1)} MB)`, value: `${growth >= 0 ? '+' : ''}${growth} MB`, met: growth <= tolerance })
+  const out: Array<{ target: string, value: string, met: boolean | null }> = []
+  for (const db of DBS) {
+    // SQLite's targets keep their names of before --db; PostgreSQL's say so.
+    const tag = (what: string) => db === 'sqlite' ? what : `postgres, ${what}`
+    const find = (name: string, store: string, workers = 1) => all.find((r) => r.name === name && dbOf(r) === db && r.store === store && r.workers === workers)
+    const ratioTarget = (target: string, r: Row | undefined, min: number) => ({
+      target,
+      value: r?.ratio == null ? 'not measured' : r.ratio.toFixed(2),
+      met: r?.ratio == null ? null : r.ratio >= min
+    })
+    out.push(
+      ratioTarget(`me (${tag('memory')}) >= 0.60 of ceiling`, find('me', 'memory'), 0.60),
+      ratioTarget(`me (${tag('redis')}) >= 0.45 of ceiling`, find('me', 'redis'), 0.45),
+      ratioTarget(`reject (${tag('memory')}) >= 0.80 of ceiling`, find('reject', 'memory'), 0.80),
+      ratioTarget(`reject (${tag('redis')}) >= 0.80 of ceiling`, find('reject', 'redis'), 0.80),
+      ratioTarget(`login${db === 'sqlite' ? '' : ' (postgres)'} >= 0.90 of bcrypt`, find('login', 'memory'), 0.90)
+    )
+    const m = find('mixed', 'memory')
+    const pr = m?.p99_ratio as number | null | undefined
+    out.push({ target: `mixed${db === 'sqlite' ? '' : ' (postgres)'}: reads p99 under a login storm <= 5x alone`, value: pr == null ? 'not measured' : `x${pr.toFixed(2)}`, met: pr == null ? null : pr <= 5 })
+    for (const mem of memoryReport) {
+      if (mem.workers !== 1 || dbOf(mem) !== db) continue
+      const after = mem.rss_after_repeat_mb as number
+      out.push({ target: `RSS (${tag(mem.store as string)}) after the run < 150 MB`, value: `${after} MB`, met: after < 150 })
+      const growth = mem.growth_mb as number
+      // "No growth": within 5% or 5 MB of the first measurement, whichever is larger (GC noise).
+      const tolerance = Math.max(5, (mem.rss_after_run_mb as number) * 0.05)
+      out.push({ target: `RSS (${tag(mem.store as string)}) no growth across a repeated run (tolerance ${tolerance.toFixed(1)} MB)`, value: `${growth >= 0 ? '+' : ''}${growth} MB`, met: growth <= tolerance })
+    }
+    const w1 = find('me', 'redis', 1)
+    const w2 = find('me', 'redis', 2)
+    out.push({ target: `me with WORKERS=2 vs WORKERS=1 (${tag('Redis')}), informational`, value: w1 && w2 ? `${w2.rps.toFixed(0)} vs ${w1.rps.toFixed(0)} req/s (x${(w2.rps / w1.rps).toFixed(2)})` : 'not measured', met: null })
   }
-  const w1 = find('me', 'redis', 1)
-  const w2 = find('me', 'redis', 2)
-  out.push({ target: 'me with WORKERS=2 vs WORKERS=1 (Redis), informational', value: w1 && w2 ? `${w2.rps.toFixed(0)} vs ${w1.rps.toFixed(0)} req/s (x${(w2.rps / w1.rps).toFixed(2)})` : 'not measured', met: null })
+  if (DBS.length === 2) {
+    // The point of --db both: the two databases in one machine state.
+    for (const [name, store] of [['me', 'memory'], ['refresh', 'memory'], ['login', 'memory'], ['me', 'redis'], ['refresh', 'redis']] as const) {
+      const lite = all.find((r) => r.name === name && dbOf(r) === 'sqlite' && r.store === store && r.workers === 1)
+      const post = all.find((r) => r.name === name && dbOf(r) === 'postgres' && r.store === store && r.workers === 1)
+      if (!lite || !post) continue
+      out.push({
+        target: `${name} (${store}) PostgreSQL vs SQLite, informational`,
+        value: `ratio ${post.ratio?.toFixed(2) ?? '-'} vs ${lite.ratio?.toFixed(2) ?? '-'}; CPU ${fmtMs(post.cpu_ms_per_req)} vs ${fmtMs(lite.cpu_ms_per_req)} ms/req`,
+        met: null
+      })
+    }
+  }
   return out
 }
+
+const fmtMs = (x: unknown) => typeof x === 'number' ? x.toFixed(x < 1 ? 3 : 0) : '-'
 
 let interrupted = false
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -769,7 +902,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     if (interrupted) process.exit(130)
     interrupted = true
     log(`${signal}: stopping child processes`)
-    stopAll().finally(() => process.exit(130))
+    stopAll().then(runCleanups).finally(() => process.exit(130))
   })
 }
 

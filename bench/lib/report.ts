@@ -1,7 +1,11 @@
 /** The table the bench prints, and the shape of bench/results.json. */
 
+export type DbKind = 'sqlite' | 'postgres'
+
 export interface Row {
   name: string
+  /** the service's database; absent in runs saved before --db existed, which were all SQLite */
+  db?: DbKind
   store: 'memory' | 'redis'
   rps: number
   p50_ms: number
@@ -22,12 +26,16 @@ export interface Row {
   [extra: string]: unknown
 }
 
+/** A row's database: rows of runs saved before --db existed carry none, and were SQLite. */
+export const dbOf = (r: { db?: unknown }): DbKind => r.db === 'postgres' ? 'postgres' : 'sqlite'
+
 const fmt = (n: number | null | undefined, digits = 0) => n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits)
 
 export function table (rows: Row[]): string {
-  const header = ['scenario', 'store', 'workers', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'reference', 'ref req/s', 'ratio', 'CPU ms/req', 'CPU ratio']
+  const header = ['scenario', 'db', 'store', 'workers', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'reference', 'ref req/s', 'ratio', 'CPU ms/req', 'CPU ratio']
   const lines = rows.map((r) => [
     r.name,
+    dbOf(r),
     r.store,
     String(r.workers),
     fmt(r.rps, r.rps < 100 ? 1 : 0),
@@ -42,7 +50,7 @@ export function table (rows: Row[]): string {
     typeof r.cpu_ratio === 'number' ? fmt(r.cpu_ratio, 2) : '-'
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
-  const left = new Set([0, 1, 8])
+  const left = new Set([0, 1, 2, 9])
   const cell = (s: string, i: number) => left.has(i) ? s.padEnd(widths[i]) : s.padStart(widths[i])
   const out = [header.map(cell).join('  '), widths.map((w) => '-'.repeat(w)).join('  ')]
   for (const l of lines) out.push(l.map(cell).join('  '))
@@ -50,6 +58,7 @@ export function table (rows: Row[]): string {
 }
 
 export interface MemoryEntry {
+  db?: DbKind
   store: string
   workers: number
   rss_after_run_mb: number
@@ -63,7 +72,7 @@ export interface MemoryEntry {
 export interface Results {
   machine: { node: string, cpus: number, quick: boolean, commit: string | null, started_at: string, elapsed_s: number, [extra: string]: unknown }
   scenarios: Row[]
-  unavailable: Array<{ name: string, store: string, reason: string }>
+  unavailable: Array<{ name: string, db?: DbKind, store: string, reason: string }>
   memory: MemoryEntry[]
   targets: Array<{ target: string, value: string, met: boolean | null }>
   failures: string[]
@@ -72,14 +81,15 @@ export interface Results {
 /** The table, then what is unavailable, RSS and the mixed scenario: what a run prints. */
 export function summary (results: Pick<Results, 'scenarios' | 'unavailable' | 'memory'>): string {
   const out: string[] = [table(results.scenarios)]
-  for (const u of results.unavailable) out.push(`unavailable: ${u.name} (${u.store}): ${u.reason}`)
+  for (const u of results.unavailable) out.push(`unavailable: ${u.name} (${dbOf(u)}, ${u.store}): ${u.reason}`)
   for (const m of results.memory) {
-    out.push(`RSS ${m.store}, WORKERS=${m.workers}: ${m.rss_after_run_mb} MB after the run` +
+    out.push(`RSS ${dbOf(m)} ${m.store}, WORKERS=${m.workers}: ${m.rss_after_run_mb} MB after the run` +
       (m.rss_after_repeat_mb !== undefined ? `, ${m.rss_after_repeat_mb} MB after a repeated me round (${(m.growth_mb as number) >= 0 ? '+' : ''}${m.growth_mb} MB)` : '') +
       (m.per_process.length > 1 ? ` [${m.per_process.map((p) => `${p.pid}: ${(p.rss_mb ?? p.after_repeat_mb ?? 0).toFixed(1)}`).join(', ')}]` : ''))
   }
-  const mixed = results.scenarios.find((r) => r.name === 'mixed')
-  if (mixed) out.push(`mixed: reads at ${mixed.paced_rate}/s, p99 ${mixed.p99_ms.toFixed(2)} ms under a login storm (${(mixed.storm_logins_rps as number).toFixed(1)} logins/s) vs ${(mixed.p99_alone_ms as number).toFixed(2)} ms alone: x${(mixed.p99_ratio as number).toFixed(2)}`)
+  for (const mixed of results.scenarios.filter((r) => r.name === 'mixed')) {
+    out.push(`mixed (${dbOf(mixed)}): reads at ${mixed.paced_rate}/s, p99 ${mixed.p99_ms.toFixed(2)} ms under a login storm (${(mixed.storm_logins_rps as number).toFixed(1)} logins/s) vs ${(mixed.p99_alone_ms as number).toFixed(2)} ms alone: x${(mixed.p99_ratio as number).toFixed(2)}`)
+  }
   return out.join('\n')
 }
 

@@ -3,7 +3,7 @@ import { join, relative } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { COMMITTED_RESULTS, expectedReadmes, LATEST_RESULTS, readResults } from '../../bench/tables'
-import { BEGIN_MARK, replaceResultsBlock, resultsBlock } from '../../bench/lib/report'
+import { BEGIN_MARK, replaceResultsBlock, resultsBlock, table, type Row } from '../../bench/lib/report'
 
 const run = promisify(execFile)
 const ROOT = join(__dirname, '..', '..')
@@ -15,9 +15,18 @@ t.test('the READMEs show the committed bench/results.json', async (t) => {
     t.equal(current, expected, `${relative(ROOT, file)}: the table is the one generated from bench/results.json (npx tsx bench/tables.ts)`)
   }
   // The block holds the file's numbers: the memory-store `me` row, as the file has it.
-  const me = results.scenarios.find((r) => r.name === 'me' && r.store === 'memory')!
-  t.match(resultsBlock(results), new RegExp(`^me +memory +1 +${Math.round(me.rps)} `, 'm'))
+  const me = results.scenarios.find((r) => r.name === 'me' && r.store === 'memory' && r.db !== 'postgres')!
+  t.match(resultsBlock(results), new RegExp(`^me +sqlite +memory +1 +${Math.round(me.rps)} `, 'm'))
   t.throws(() => replaceResultsBlock('# no markers\n', 'x'), /markers are missing/)
+})
+
+t.test('rows name their database; rows saved before --db existed were SQLite', async (t) => {
+  const base: Row = { name: 'me', store: 'memory', rps: 1000, p50_ms: 1, p99_ms: 2, errors: 0, non2xx: 0, reference: null, ratio: null, workers: 1, reference_rps: null, requests: 1, connections: 1, unexpected: 0 }
+  const lines = table([base, { ...base, db: 'postgres', rps: 900 }, { ...base, db: 'sqlite', rps: 800 }]).split('\n')
+  t.match(lines[0], /^scenario +db +store +workers /)
+  t.match(lines[2], /^me +sqlite +memory +1 +1000 /)
+  t.match(lines[3], /^me +postgres +memory +1 +900 /)
+  t.match(lines[4], /^me +sqlite +memory +1 +800 /)
 })
 
 t.test('a bench run writes where git does not look, unless --save', async (t) => {
