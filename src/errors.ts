@@ -17,6 +17,14 @@ export class InvalidTokenError extends Error {
   }
 }
 
+/** 401: the token is fine but its user has been deleted since. */
+export class UserGoneError extends InvalidTokenError {
+  constructor () {
+    super('User no longer exists')
+    this.name = 'UserGoneError'
+  }
+}
+
 /** 400: the password is on the shipped list of common passwords. */
 export class WeakPasswordError extends Error {
   readonly statusCode = 400

@@ -1,8 +1,7 @@
 import fp from 'fastify-plugin'
 import type { RequestContext } from '../../src/request-context'
-import type { User } from '../../src/schemas/users'
 import type { TokenPair } from '../../src/schemas/tokens'
-import type { UserProfile, UserRecord } from './users-repository'
+import type { UserRecord } from './users-repository'
 import { isCommonPassword } from '../../src/security/password-policy'
 import { CurrentPasswordRequiredError, InvalidTokenError, OverloadedError, RateLimitedError, WeakPasswordError, WrongCurrentPasswordError } from '../../src/errors'
 
@@ -43,15 +42,6 @@ export interface Accounts {
 declare module 'fastify' {
   interface FastifyInstance {
     accounts: Accounts
-  }
-}
-
-export function toUser (u: UserProfile): User {
-  return {
-    id: u.id,
-    username: u.username,
-    created_at: new Date(u.createdAt).toISOString(),
-    updated_at: new Date(u.updatedAt).toISOString()
   }
 }
 

@@ -4,7 +4,8 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Counter, Histogram } from 'prom-client'
 import { createMetrics, METRICS_REQUEST, type ServiceMetrics } from '../../src/metrics'
-import { errorBody, isDatabaseUnavailable } from './http'
+import { errorBody } from '../../src/http-errors'
+import { isDatabaseUnavailable } from '../../src/db/errors'
 
 declare module 'fastify' {
   interface FastifyInstance {

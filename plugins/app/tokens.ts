@@ -2,14 +2,9 @@ import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from
 import fp from 'fastify-plugin'
 import { importJWK, jwtVerify, type CryptoKey, type KeyObject } from 'jose'
 import type { AsymmetricAlg, PublicJwk } from '../../src/signing-keys'
+import type { AccessClaims } from '../../src/schemas/tokens'
 
-export interface AccessClaims {
-  sub: string
-  sid: string
-  jti: string
-  iat: number
-  exp: number
-}
+export type { AccessClaims }
 
 export interface SignedAccessToken {
   token: string
