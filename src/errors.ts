@@ -4,6 +4,15 @@
  * `retryAfter` alone, so they never need to know where an error came from.
  */
 
+/** 401: a login whose username or password is wrong (one answer for both). */
+export class InvalidCredentialsError extends Error {
+  readonly statusCode = 401
+  constructor (message = 'Invalid username or password') {
+    super(message)
+    this.name = 'InvalidCredentialsError'
+  }
+}
+
 /** 401: a missing, malformed, forged, expired or revoked token, or a user that is gone. */
 export class InvalidTokenError extends Error {
   readonly statusCode = 401

@@ -113,7 +113,7 @@ function describe (error: AjvError, dataVar: SchemaErrorDataVar): string {
         : `Unknown field ${name} in ${where}; allowed: ${allowed.join(', ')}`
     }
     case 'type': {
-      if (segments.length === 0 && dataVar === 'body' && error.data === undefined) return 'A JSON body is required'
+      if (segments.length === 0 && dataVar === 'body' && error.data == null) return 'A JSON body is required'
       const types = String(params.type).split(',').map((t) => A_TYPE[t] ?? t)
       return `${subject} must be ${types.join(' or ')}`
     }

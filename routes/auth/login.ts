@@ -4,6 +4,7 @@ import { errorResponse, errors } from '../../src/schemas/common'
 import { LoginCredentials } from '../../src/schemas/users'
 import { TokenPair } from '../../src/schemas/tokens'
 import { requestContext } from '../../src/request-context'
+import { InvalidCredentialsError } from '../../src/errors'
 
 const login: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/login', {
@@ -26,7 +27,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     // throttled by fastify.rateLimits (inside accounts): see plugins/app/rate-limits.ts
   }, async (request, reply) => {
     const login = await fastify.accounts.login(request.body.username, request.body.password, requestContext(request, reply))
-    if (login === null) return reply.unauthorized('Invalid username or password')
+    if (login === null) throw new InvalidCredentialsError()
     return login.tokens
   })
 }

@@ -17,7 +17,8 @@ export const compatRoute = { tags: ['compat'], deprecated: true }
 /** What each status means on a compat route (the seed's own shape carries the message). */
 const DESCRIPTIONS: Record<number, string> = {
   400: 'The body is missing, not JSON, or breaks a rule of the schema (the message names the field and what is allowed)',
-  401: 'The token is missing, invalid, expired or revoked, or its user no longer exists',
+  401: 'The token is missing, invalid, expired or revoked, or its user no longer exists (on a login: wrong username ' +
+    'or password, the same answer for both)',
   403: 'current_password is wrong; nothing was changed',
   409: 'The username is taken (usernames are unique regardless of case)',
   429: 'Too many attempts; Retry-After says when to try again',

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { BearerSecurity } from '../../src/schemas/common'
 import { Credentials, LoginCredentials } from '../../src/schemas/users'
 import { AccessToken } from '../../src/schemas/tokens'
-import { CompatMsgError } from '../../src/schemas/compat'
+import { InvalidCredentialsError } from '../../src/errors'
 import { commonErrors, compatRoute, msgErrors, seedErrorHandler } from './shared'
 import { requestContext } from '../../src/request-context'
 
@@ -55,9 +55,9 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
           access_token: AccessToken,
           refresh_token: Type.String({ description: 'opaque; rotated by POST /auth/refresh', examples: ['kq3S9Qm2xV7cR1yT8bN4wZ0aL6dF5hJ2gP9eU3iO7sM'] })
         }, { description: 'A new session: its access token and refresh token' }),
-        401: Type.Ref(CompatMsgError, { description: 'Wrong username or password (the same answer for both)' }),
         ...msgErrors({
           400: 'password is required',
+          401: 'Bad username or password',
           429: 'Too many attempts; try again later',
           503: 'Server busy: too many logins at once; try again shortly'
         }),
@@ -67,7 +67,7 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
     // throttled like POST /auth/login (inside accounts, per client IP and per account)
   }, async (request, reply) => {
     const login = await accounts.login(request.body.username, request.body.password, requestContext(request, reply))
-    if (login === null) return reply.status(401).send({ msg: 'Bad username or password' })
+    if (login === null) throw new InvalidCredentialsError('Bad username or password')
     return login.tokens
   })
 

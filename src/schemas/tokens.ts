@@ -30,9 +30,10 @@ export const RefreshRequest = Type.Object({
 }, { $id: 'RefreshRequest', title: 'RefreshRequest', additionalProperties: false })
 
 export const LogoutRequest = Type.Object({
+  // No `default` keyword: generators (openapi-typescript) would make the field required.
   scope: Type.Optional(StringEnum(['session', 'all'], {
-    default: 'session',
-    description: 'session: this session only; all: every session of the user, this one included'
+    description: 'session (when absent): this session only; all: every session of the user, this one included',
+    examples: ['all']
   }))
 }, { $id: 'LogoutRequest', title: 'LogoutRequest', additionalProperties: false })
 export type LogoutRequest = Static<typeof LogoutRequest>
