@@ -64,8 +64,11 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       operationId: 'healthReady',
       tags: ['health'],
-      summary: 'Readiness: 200 while this instance can answer correctly; 503 when a dependency is down or it is shutting down',
-      description: 'Ready means: the database answers (its migrations were applied at start), the revocation store can answer (its replica is trusted, or Redis answers), and no graceful shutdown has started. On SIGTERM it turns 503 SHUTDOWN_DRAIN_MS before the listener closes.',
+      summary: 'Readiness: 200 while this instance can answer correctly; 503 when a dependency is down or it is ' +
+        'shutting down',
+      description: 'Ready means: the database answers (its migrations were applied at start), the revocation ' +
+        'store can answer (its replica is trusted, or Redis answers), and no graceful shutdown has started. On ' +
+        'SIGTERM it turns 503 SHUTDOWN_DRAIN_MS before the listener closes.',
       response: {
         200: Ready('ready', 'This instance should receive traffic'),
         503: Ready('not_ready', 'A dependency is down, or a shutdown has begun: send traffic elsewhere')
@@ -74,7 +77,9 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (_request, reply) => {
     const { database, store } = await dependencies()
     const status = fastify.revocationStore.status()
-    const replica = status.kind === 'memory' ? 'none' as const : status.trusted ? 'trusted' as const : 'catching_up' as const
+    const replica = status.kind === 'memory'
+      ? 'none' as const
+      : status.trusted ? 'trusted' as const : 'catching_up' as const
     const draining = fastify.lifecycle.draining
     const ready = database === 'ok' && store === 'ok' && !draining
     return reply.status(ready ? 200 : 503).send({

@@ -23,7 +23,9 @@ const PublicJwk = Type.Object({
 }, { title: 'PublicJwk', additionalProperties: false })
 
 const JwkSet = Type.Object({
-  keys: Type.Array(PublicJwk, { description: 'every key that verifies access tokens (the first one signs new ones); empty with HS256' })
+  keys: Type.Array(PublicJwk, {
+    description: 'every key that verifies access tokens (the first one signs new ones); empty with HS256'
+  })
 }, { title: 'JwkSet', description: 'The public keys (none with HS256)', additionalProperties: false })
 
 const wellKnown: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -33,7 +35,8 @@ const wellKnown: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'jwks',
       tags: ['keys'],
       summary: 'Public keys that verify access tokens (JWK Set, RFC 7517)',
-      description: 'With JWT_ALG EdDSA, ES256 or RS256: the public part of every key in JWT_KEYS_FILE. With HS256: no keys (a shared secret is never published).',
+      description: 'With JWT_ALG EdDSA, ES256 or RS256: the public part of every key in JWT_KEYS_FILE. With ' +
+        'HS256: no keys (a shared secret is never published).',
       response: { 200: JwkSet }
     }
   }, async (_request, reply) => {

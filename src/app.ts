@@ -35,7 +35,8 @@ const CLIENT_REQUEST_ID = /^[\x20-\x7e]{1,128}$/
  * The request's logger (Fastify makes one per request anyway, bound to our reqId): a valid
  * client X-Request-Id is added to it as `clientRequestId`, at no extra cost when absent.
  */
-const withClientRequestId: NonNullable<FastifyServerOptions['childLoggerFactory']> = function (logger, bindings, opts, rawReq) {
+type ChildLoggerFactory = NonNullable<FastifyServerOptions['childLoggerFactory']>
+const withClientRequestId: ChildLoggerFactory = function (logger, bindings, opts, rawReq) {
   const sent = rawReq.headers['x-request-id']
   if (typeof sent === 'string' && CLIENT_REQUEST_ID.test(sent)) {
     return logger.child({ ...bindings, clientRequestId: sent }, opts)
@@ -116,8 +117,10 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
 
   // Shared schemas, named by their $id: components of the OpenAPI document, so that generated
   // clients get one named type each (never InlineObjectN, never one per route).
-  const shared: TSchema[] = [ErrorResponse, User, TokenPair, Session, Credentials, LoginCredentials, UserPatch, RefreshRequest,
-    LogoutRequest, IntrospectRequest]
+  const shared: TSchema[] = [
+    ErrorResponse, User, TokenPair, Session, Credentials, LoginCredentials, UserPatch, RefreshRequest, LogoutRequest,
+    IntrospectRequest
+  ]
   if (config.compatRoutes) shared.push(CompatMsgError, CompatMessageError, CompatTokenInput)
   for (const schema of shared) fastify.addSchema(schema)
 

@@ -15,7 +15,8 @@ export function errorBody (statusCode: number, message: string, code?: string) {
     : { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, code }
 }
 
-export const UNSUPPORTED_MEDIA_TYPE = 'Unsupported Content-Type: send the body as JSON, with Content-Type: application/json'
+export const UNSUPPORTED_MEDIA_TYPE =
+  'Unsupported Content-Type: send the body as JSON, with Content-Type: application/json'
 export const INVALID_JSON = 'Body is not valid JSON'
 
 /** Status and message for any error. */

@@ -15,7 +15,8 @@ async function serveMetrics (config: Config, metricsText: () => Promise<string>)
       return
     }
     metricsText().then((text) => {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' }).end(text)
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' })
+        .end(text)
     }, () => { res.writeHead(503, { 'content-type': 'text/plain' }).end('metrics unavailable\n') })
   })
   server.listen(config.metrics.port, config.host)
@@ -41,7 +42,9 @@ async function serve (config: Config) {
     pluginTimeout: 30_000
   })
   const clustered = config.workers > 1
-  const metricsServer = config.metrics.port !== undefined && !clustered ? await serveMetrics(config, app.metricsText) : null
+  const metricsServer = config.metrics.port !== undefined && !clustered
+    ? await serveMetrics(config, app.metricsText)
+    : null
   if (config.jwt.ephemeralSecret) {
     app.log.warn(EPHEMERAL_SECRET_WARNING)
   }
@@ -93,11 +96,14 @@ function listenHint (err: NodeJS.ErrnoException, config: Pick<Config, 'host' | '
   const where = `${config.host}:${config.port}`
   switch (err.code) {
     case 'EADDRINUSE':
-      return `Cannot listen on ${where}: the port is already in use (another instance?). Stop it, or set PORT to a free port.`
+      return `Cannot listen on ${where}: the port is already in use (another instance?). ` +
+        'Stop it, or set PORT to a free port.'
     case 'EACCES':
-      return `Cannot listen on ${where}: permission denied (ports below 1024 need privileges). Set PORT to 1024 or above.`
+      return `Cannot listen on ${where}: permission denied (ports below 1024 need privileges). ` +
+        'Set PORT to 1024 or above.'
     case 'EADDRNOTAVAIL':
-      return `Cannot listen on ${where}: ${config.host} is not an address of this machine. Set HOST (127.0.0.1 or 0.0.0.0).`
+      return `Cannot listen on ${where}: ${config.host} is not an address of this machine. ` +
+        'Set HOST (127.0.0.1 or 0.0.0.0).'
     default:
       return undefined
   }
@@ -137,7 +143,9 @@ async function main () {
         (err: Error) => worker.send({ type: METRICS_REQUEST, id: msg.id, error: err.message })
       )
     })
-    const metricsServer = config.metrics.port === undefined ? null : await serveMetrics(config, async () => await aggregator.clusterMetrics())
+    const metricsServer = config.metrics.port === undefined
+      ? null
+      : await serveMetrics(config, async () => await aggregator.clusterMetrics())
     for (let i = 0; i < config.workers; i++) cluster.fork()
     // A worker that dies is replaced, unless they keep dying (then the primary gives up,
     // so that the supervisor above it sees the failure).

@@ -3,7 +3,14 @@ import type { RequestContext } from '../../src/request-context'
 import type { TokenPair } from '../../src/schemas/tokens'
 import type { UserRecord } from './users-repository'
 import { isCommonPassword } from '../../src/security/password-policy'
-import { CurrentPasswordRequiredError, InvalidTokenError, OverloadedError, RateLimitedError, WeakPasswordError, WrongCurrentPasswordError } from '../../src/errors'
+import {
+  CurrentPasswordRequiredError,
+  InvalidTokenError,
+  OverloadedError,
+  RateLimitedError,
+  WeakPasswordError,
+  WrongCurrentPasswordError
+} from '../../src/errors'
 
 export interface AccountChange {
   username?: string
@@ -27,14 +34,16 @@ export interface Accounts {
    * Throws RateLimitedError (429) before any hashing, and OverloadedError (503) when more
    * hashing is queued than can finish in time.
    */
-  login (username: string, password: string, ctx: RequestContext): Promise<{ user: UserRecord, tokens: TokenPair } | null>
+  login (username: string, password: string, ctx: RequestContext):
+  Promise<{ user: UserRecord, tokens: TokenPair } | null>
   /**
    * A password change needs the current password and revokes every other session of the
    * user, in one transaction that also checks that the password checked is still current
    * and the asking session still live (else nothing changes: 403 or 401). undefined: the
    * user is gone.
    */
-  update (userId: string, sessionId: string, change: AccountChange, ctx: RequestContext): Promise<UserRecord | undefined>
+  update (userId: string, sessionId: string, change: AccountChange, ctx: RequestContext):
+  Promise<UserRecord | undefined>
   /** Revokes every session and deletes the account (its username is free again). */
   remove (userId: string, ctx: RequestContext): Promise<boolean>
 }
@@ -82,16 +91,22 @@ export default fp(async function accounts (fastify) {
     },
 
     async update (userId, sessionId, change, { log, signal }) {
-      if (change.password !== undefined && change.currentPassword === undefined) throw new CurrentPasswordRequiredError()
+      if (change.password !== undefined && change.currentPassword === undefined) {
+        throw new CurrentPasswordRequiredError()
+      }
       const user = await users.findById(userId)
       if (user === undefined) return undefined
-      if (change.currentPassword !== undefined && !(await passwords.verify(change.currentPassword, user.passwordHash, signal))) {
+      const wrong = change.currentPassword !== undefined &&
+        !(await passwords.verify(change.currentPassword, user.passwordHash, signal))
+      if (wrong) {
         log.info({ event: 'user.update_denied', userId }, 'wrong current password')
         throw new WrongCurrentPasswordError()
       }
       if (change.password === undefined) {
         const renamed = change.username === undefined ? user : await users.rename(userId, change.username)
-        if (renamed !== undefined && change.username !== undefined) log.info({ event: 'user.renamed', userId }, 'username changed')
+        if (renamed !== undefined && change.username !== undefined) {
+          log.info({ event: 'user.renamed', userId }, 'username changed')
+        }
         return renamed
       }
       if (isCommonPassword(change.password)) throw new WeakPasswordError()
@@ -99,7 +114,12 @@ export default fp(async function accounts (fastify) {
       await fastify.revocationStore.ping()
       const passwordHash = await passwords.hash(change.password, signal)
       const result = await users.changePassword({
-        id: userId, passwordHash, username: change.username, expectedVersion: user.credentialVersion, sessionId, now: Date.now()
+        id: userId,
+        passwordHash,
+        username: change.username,
+        expectedVersion: user.credentialVersion,
+        sessionId,
+        now: Date.now()
       })
       if (result === 'gone') return undefined
       if (result === 'session_revoked') throw new InvalidTokenError('Token has been revoked')

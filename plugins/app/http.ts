@@ -74,8 +74,10 @@ export default fp(async function http (fastify) {
     const methods = allowed.of(path)
     if (methods.length > 0) {
       reply.header('allow', methods.join(', '))
-      return reply.status(405).send(errorBody(405, `Method ${request.method} is not allowed on ${path}; it takes ${methods.join(', ')}`))
+      const message = `Method ${request.method} is not allowed on ${path}; it takes ${methods.join(', ')}`
+      return reply.status(405).send(errorBody(405, message))
     }
-    return reply.status(404).send(errorBody(404, `Route ${request.method} ${path} not found; the API is described at /docs`))
+    const message = `Route ${request.method} ${path} not found; the API is described at /docs`
+    return reply.status(404).send(errorBody(404, message))
   })
 }, { name: 'http' })

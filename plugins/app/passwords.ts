@@ -41,7 +41,11 @@ export interface PasswordsOptions {
   metrics?: ServiceMetrics
 }
 
-export function createPasswords (cost: number, dummyHash: string, { engine = libuvBcrypt, log, metrics }: PasswordsOptions = {}): Passwords {
+export function createPasswords (
+  cost: number,
+  dummyHash: string,
+  { engine = libuvBcrypt, log, metrics }: PasswordsOptions = {}
+): Passwords {
   // One line per dropped job: the work a flood of impatient clients did not cost.
   const noteFailure = (op: 'hash' | 'verify') => (err: unknown): never => {
     if (err instanceof ClientGoneError) {
@@ -81,5 +85,7 @@ export default fp(async function passwords (fastify) {
   fastify.addHook('onClose', async () => { await pool.close() })
   // Also the pool's first measure of one job's duration, which load shedding needs.
   const dummyHash = await pool.hash(randomBytes(16).toString('base64'), fastify.config.bcryptCost)
-  fastify.decorate('passwords', createPasswords(fastify.config.bcryptCost, dummyHash, { engine: pool, log: fastify.log, metrics: fastify.metrics }))
+  const options = { engine: pool, log: fastify.log, metrics: fastify.metrics }
+  const passwords = createPasswords(fastify.config.bcryptCost, dummyHash, options)
+  fastify.decorate('passwords', passwords)
 }, { name: 'passwords', dependencies: ['config', 'metrics'] })

@@ -17,7 +17,10 @@ export const autoConfig = (fastify: FastifyInstance): FastifyJWTOptions => {
   return {
     secret: signer === undefined
       ? cfg.secret
-      : { private: signer.privateKeyPem, public: createPublicKey(signer.privateKeyPem).export({ format: 'pem', type: 'spki' }) as string },
+      : {
+          private: signer.privateKeyPem,
+          public: createPublicKey(signer.privateKeyPem).export({ format: 'pem', type: 'spki' }) as string
+        },
     decoratorName: 'jwtPayload',
     sign: {
       algorithm: cfg.alg,

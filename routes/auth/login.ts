@@ -16,7 +16,8 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
       body: Type.Ref(LoginCredentials),
       response: {
         200: Type.Ref(TokenPair, { description: 'A new session: its access token and refresh token' }),
-        401: errorResponse(401, 'Wrong username or password (the same answer for both)', 'Invalid username or password'),
+        401: errorResponse(401, 'Wrong username or password (the same answer for both)',
+          'Invalid username or password'),
         400: errorResponse(400, 'The body is not an object of two non-empty strings, username and password',
           'username is required', 'FST_ERR_VALIDATION'),
         503: errorResponse(503, 'Password hashing is overloaded (with Retry-After), or the database is unavailable; ' +
@@ -26,7 +27,8 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     // throttled by fastify.rateLimits (inside accounts): see plugins/app/rate-limits.ts
   }, async (request, reply) => {
-    const login = await fastify.accounts.login(request.body.username, request.body.password, requestContext(request, reply))
+    const { username, password } = request.body
+    const login = await fastify.accounts.login(username, password, requestContext(request, reply))
     if (login === null) throw new InvalidCredentialsError()
     return login.tokens
   })

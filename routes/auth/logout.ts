@@ -20,8 +20,8 @@ const logout: FastifyPluginAsyncTypebox = async (fastify) => {
       'x-optional-body': true,
       response: {
         204: NoContent('Logged out: the session (or every session) is revoked'),
-        400: errorResponse(400, 'The body is not {} or {"scope": "session" | "all"}', 'scope must be one of: "session", "all"',
-          'FST_ERR_VALIDATION'),
+        400: errorResponse(400, 'The body is not {} or {"scope": "session" | "all"}',
+          'scope must be one of: "session", "all"', 'FST_ERR_VALIDATION'),
         ...errors(401, 413, 415, 503)
       }
     }

@@ -9,13 +9,15 @@ const refresh: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'refresh',
       tags: ['auth'],
       summary: 'Rotate a refresh token into a new token pair',
-      description: 'Each refresh token works once. Presenting one that was already rotated revokes its whole session (401).',
+      description: 'Each refresh token works once. Presenting one that was already rotated revokes its whole ' +
+        'session (401).',
       body: Type.Ref(RefreshRequest),
       response: {
         200: Type.Ref(TokenPair, { description: 'A new token pair; the refresh token sent no longer works' }),
         401: errorResponse(401, 'The refresh token is unknown, expired, revoked or already used (reuse revokes ' +
           'its whole session)', 'Invalid or expired refresh token'),
-        400: errorResponse(400, 'The body is not {"refresh_token": "..."}', 'refresh_token is required', 'FST_ERR_VALIDATION'),
+        400: errorResponse(400, 'The body is not {"refresh_token": "..."}', 'refresh_token is required',
+          'FST_ERR_VALIDATION'),
         ...errors(413, 415, 429, 503)
       }
     }

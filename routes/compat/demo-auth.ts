@@ -28,8 +28,12 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
         'the same 401 (the seed\'s 404 for unknown users told who has an account).',
       body: Type.Ref(LoginCredentials),
       response: {
-        200: Type.Object({ token: AccessToken, access_token: AccessToken }, { description: 'Logged in: one token under two names' }),
-        401: Type.Object({ error: Type.Literal('Invalid credentials') }, { description: 'Wrong username or password (the same answer for both)' }),
+        200: Type.Object({ token: AccessToken, access_token: AccessToken }, {
+          description: 'Logged in: one token under two names'
+        }),
+        401: Type.Object({ error: Type.Literal('Invalid credentials') }, {
+          description: 'Wrong username or password (the same answer for both)'
+        }),
         ...messageErrors({
           400: 'username is required',
           429: 'Too many attempts; try again later',
@@ -81,7 +85,9 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
       body: Type.Ref(CompatTokenInput),
       'x-optional-body': true,
       response: {
-        200: Type.Object({ message: Type.Literal('Logged out successfully') }, { description: 'The session is revoked' }),
+        200: Type.Object({ message: Type.Literal('Logged out successfully') }, {
+          description: 'The session is revoked'
+        }),
         ...messageErrors({ 400: 'token must be a string', 401: INVALID, 503: 'Revocation store unavailable' }),
         ...commonErrors(413, 415)
       }

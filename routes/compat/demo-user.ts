@@ -41,7 +41,9 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Create an account (seed 000); use POST /auth/register',
       body: Type.Ref(Credentials),
       response: {
-        201: Type.Object({ message: Type.Literal('User created successfully') }, { description: 'The account is created' }),
+        201: Type.Object({ message: Type.Literal('User created successfully') }, {
+          description: 'The account is created'
+        }),
         ...messageErrors({
           400: 'Password is too common; choose another',
           409: 'Username is already taken',
@@ -105,7 +107,8 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const claims = request.auth!
     const { username, password, current_password: currentPassword } = request.body
-    const user = await accounts.update(claims.sub, claims.sid, { username, password, currentPassword }, requestContext(request, reply))
+    const change = { username, password, currentPassword }
+    const user = await accounts.update(claims.sub, claims.sid, change, requestContext(request, reply))
     if (user === undefined) throw gone()
     const fresh = await sessions.renewAccessToken(claims)
     return { message: 'User updated successfully' as const, token: fresh.token }
@@ -119,7 +122,9 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Delete the account; every token of it stops working (seed 000); use DELETE /users/me',
       security: BearerSecurity,
       response: {
-        200: Type.Object({ message: Type.Literal('User deleted successfully') }, { description: 'The account and every token of it are gone' }),
+        200: Type.Object({ message: Type.Literal('User deleted successfully') }, {
+          description: 'The account and every token of it are gone'
+        }),
         ...messageErrors({ 401: INVALID, 503: 'Revocation store unavailable' }),
         ...commonErrors(413, 415)
       }

@@ -16,7 +16,8 @@ export const compatRoute = { tags: ['compat'], deprecated: true }
 
 /** What each status means on a compat route (the seed's own shape carries the message). */
 const DESCRIPTIONS: Record<number, string> = {
-  400: 'The body is missing, not JSON, or breaks a rule of the schema (the message names the field and what is allowed)',
+  400: 'The body is missing, not JSON, or breaks a rule of the schema (the message names the field and what ' +
+    'is allowed)',
   401: 'The token is missing, invalid, expired or revoked, or its user no longer exists (on a login: wrong username ' +
     'or password, the same answer for both)',
   403: 'current_password is wrong; nothing was changed',
@@ -46,7 +47,10 @@ function seedErrors<K extends 'msg' | 'message'> (key: K, schema: typeof CompatM
   }
 }
 
-/** Error responses of the 001 seed's routes (`{msg}`), each status with an example message: `msgErrors({ 401: '...' })`. */
+/**
+ * Error responses of the 001 seed's routes (`{msg}`), each status with an example message:
+ * `msgErrors({ 401: '...' })`.
+ */
 export const msgErrors = seedErrors('msg', CompatMsgError)
 /** Error responses of the 000 seed's routes (`{message}`). */
 export const messageErrors = seedErrors('message', CompatMessageError)
@@ -85,6 +89,8 @@ export async function demoClaims (fastify: FastifyInstance, token: string | unde
     if (err instanceof InvalidTokenError) throw new InvalidTokenError('Invalid or expired token')
     throw err
   }
-  if (await fastify.sessions.findActive(resolved.claims.sid) === undefined) throw new InvalidTokenError('Invalid or expired token')
+  if (await fastify.sessions.findActive(resolved.claims.sid) === undefined) {
+    throw new InvalidTokenError('Invalid or expired token')
+  }
   return resolved
 }

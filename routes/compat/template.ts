@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BearerSecurity } from '../../src/schemas/common'
 import { Credentials, LoginCredentials } from '../../src/schemas/users'
-import { AccessToken } from '../../src/schemas/tokens'
+import { AccessToken, REFRESH_EXAMPLE } from '../../src/schemas/tokens'
 import { InvalidCredentialsError } from '../../src/errors'
 import { commonErrors, compatRoute, msgErrors, seedErrorHandler } from './shared'
 import { requestContext } from '../../src/request-context'
@@ -18,7 +18,11 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
   const { accounts, sessions } = fastify
   fastify.setErrorHandler(seedErrorHandler('msg'))
   // The token whole (signature, blocklist, user), on request; refusals in the {msg} shape.
-  const bearerAuth = [fastify.authenticateToErrorHandler, fastify.checkRevocationToErrorHandler, fastify.requireUserToErrorHandler]
+  const bearerAuth = [
+    fastify.authenticateToErrorHandler,
+    fastify.checkRevocationToErrorHandler,
+    fastify.requireUserToErrorHandler
+  ]
 
   fastify.post('/register', {
     schema: {
@@ -48,12 +52,16 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
       ...compatRoute,
       operationId: 'compatTemplateLogin',
       summary: 'Log in (seed 001): a new session\'s access and refresh tokens; use POST /auth/login',
-      description: 'The refresh token works on POST /auth/refresh. An unknown username and a wrong password get the same 401.',
+      description: 'The refresh token works on POST /auth/refresh. An unknown username and a wrong password ' +
+        'get the same 401.',
       body: Type.Ref(LoginCredentials),
       response: {
         200: Type.Object({
           access_token: AccessToken,
-          refresh_token: Type.String({ description: 'opaque; rotated by POST /auth/refresh', examples: ['kq3S9Qm2xV7cR1yT8bN4wZ0aL6dF5hJ2gP9eU3iO7sM'] })
+          refresh_token: Type.String({
+            description: 'opaque; rotated by POST /auth/refresh',
+            examples: [REFRESH_EXAMPLE]
+          })
         }, { description: 'A new session: its access token and refresh token' }),
         ...msgErrors({
           400: 'password is required',
@@ -79,7 +87,9 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Who the bearer token belongs to (seed 001); use GET /users/me',
       security: BearerSecurity,
       response: {
-        200: Type.Object({ logged_in_as: Type.String({ examples: ['alice'] }) }, { description: 'The username of the token\'s user' }),
+        200: Type.Object({ logged_in_as: Type.String({ examples: ['alice'] }) }, {
+          description: 'The username of the token\'s user'
+        }),
         ...msgErrors({ 401: INVALID, 503: 'Revocation store unavailable' })
       }
     }

@@ -1,7 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BearerSecurity, errorResponse, errors, NoContent } from '../../src/schemas/common'
-import { COMMON_PASSWORD_MESSAGE, CURRENT_PASSWORD_REQUIRED, NOTHING_TO_CHANGE, toUser, User, UserPatch } from '../../src/schemas/users'
+import {
+  COMMON_PASSWORD_MESSAGE, CURRENT_PASSWORD_REQUIRED, NOTHING_TO_CHANGE, toUser, User, UserPatch
+} from '../../src/schemas/users'
 import { UserGoneError } from '../../src/errors'
 import { requestContext } from '../../src/request-context'
 
@@ -31,7 +33,8 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
         200: Type.Ref(User, { description: 'The user, changed' }),
         400: errorResponse(400, `The body breaks a rule: neither username nor password ("${NOTHING_TO_CHANGE}"), ` +
           `password without current_password ("${CURRENT_PASSWORD_REQUIRED}"), a password that is too common ` +
-          `("${COMMON_PASSWORD_MESSAGE}"), or a field out of its schema`, CURRENT_PASSWORD_REQUIRED, 'FST_ERR_VALIDATION'),
+          `("${COMMON_PASSWORD_MESSAGE}"), or a field out of its schema`,
+        CURRENT_PASSWORD_REQUIRED, 'FST_ERR_VALIDATION'),
         403: errorResponse(403, 'current_password is wrong; nothing was changed', 'current_password is wrong'),
         ...errors(401, 409, 413, 415, 503)
       }
@@ -39,7 +42,8 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { username, password, current_password: currentPassword } = request.body
     const claims = request.auth!
-    const user = await accounts.update(claims.sub, claims.sid, { username, password, currentPassword }, requestContext(request, reply))
+    const change = { username, password, currentPassword }
+    const user = await accounts.update(claims.sub, claims.sid, change, requestContext(request, reply))
     if (user === undefined) throw new UserGoneError() // deleted since the token was checked
     return toUser(user)
   })
@@ -50,7 +54,10 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['users'],
       summary: 'Delete the account; every token of it stops working',
       security: BearerSecurity,
-      response: { 204: NoContent('The account and every session of it are gone; the username is free again'), ...errors(401, 503) }
+      response: {
+        204: NoContent('The account and every session of it are gone; the username is free again'),
+        ...errors(401, 503)
+      }
     }
   }, async (request, reply) => {
     const deleted = await accounts.remove(request.auth!.sub, requestContext(request, reply))

@@ -35,10 +35,10 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
       params: SessionParams,
       response: {
         204: NoContent('The session is revoked'),
-        400: errorResponse(400, 'The session id is empty or over 64 characters', 'path parameter id must be 1 to 64 characters',
-          'FST_ERR_VALIDATION'),
-        404: errorResponse(404, 'No active session of this user has this id (another user\'s session is not found either)',
-          'Session not found'),
+        400: errorResponse(400, 'The session id is empty or over 64 characters',
+          'path parameter id must be 1 to 64 characters', 'FST_ERR_VALIDATION'),
+        404: errorResponse(404, 'No active session of this user has this id (another user\'s session is not ' +
+          'found either)', 'Session not found'),
         ...errors(401, 414, 503)
       }
     }

@@ -9,7 +9,10 @@ export const ErrorResponse = Type.Object({
     description: 'what is wrong; never echoes a password or a token',
     examples: ['Invalid or expired token']
   }),
-  code: Type.Optional(Type.String({ description: 'a machine-readable code, when there is one', examples: ['FST_ERR_VALIDATION'] }))
+  code: Type.Optional(Type.String({
+    description: 'a machine-readable code, when there is one',
+    examples: ['FST_ERR_VALIDATION']
+  }))
 }, { $id: 'ErrorResponse', title: 'ErrorResponse' })
 export type ErrorResponse = Static<typeof ErrorResponse>
 
@@ -34,7 +37,9 @@ export interface ErrorResponseDoc<S extends TSchema = typeof errorRef> {
   content: { 'application/json': { schema: S, example: Record<string, unknown> } }
 }
 
-export function errorResponse (statusCode: number, description: string, message: string, code?: string): ErrorResponseDoc {
+export function errorResponse (
+  statusCode: number, description: string, message: string, code?: string
+): ErrorResponseDoc {
   const example = code === undefined
     ? { statusCode, error: STATUS_CODES[statusCode], message }
     : { statusCode, error: STATUS_CODES[statusCode], message, code }
@@ -70,7 +75,10 @@ const ERROR_DOCS: Record<number, [description: string, message: string, code?: s
     'Unsupported Content-Type: send the body as JSON, with Content-Type: application/json',
     'FST_ERR_CTP_INVALID_MEDIA_TYPE'
   ],
-  429: ['Too many attempts from this client or for this account; Retry-After says when to try again', 'Too many attempts; try again later'],
+  429: [
+    'Too many attempts from this client or for this account; Retry-After says when to try again',
+    'Too many attempts; try again later'
+  ],
   503: [
     'A dependency is unavailable (database, revocation store, or password hashing is overloaded, then with ' +
       'Retry-After); nothing was changed',
@@ -82,7 +90,8 @@ const ERROR_DOCS: Record<number, [description: string, message: string, code?: s
 export function errors (...codes: number[]): Record<number, ErrorResponseDoc> {
   const out: Record<number, ErrorResponseDoc> = {}
   for (const code of codes) {
-    const [description, message, fastifyCode] = ERROR_DOCS[code] ?? [STATUS_CODES[code] ?? 'Error', STATUS_CODES[code] ?? 'Error']
+    const reason = STATUS_CODES[code] ?? 'Error'
+    const [description, message, fastifyCode] = ERROR_DOCS[code] ?? [reason, reason]
     out[code] = errorResponse(code, description, message, fastifyCode)
   }
   return out
@@ -93,7 +102,11 @@ export const BODY_ERRORS = [400, 413, 415] as const
 
 export const NoContent = (description: string) => Type.Null({ description })
 
-export const IsoTime = Type.String({ format: 'date-time', description: 'ISO 8601, UTC', examples: ['2026-11-24T09:30:00.000Z'] })
+export const IsoTime = Type.String({
+  format: 'date-time',
+  description: 'ISO 8601, UTC',
+  examples: ['2026-11-24T09:30:00.000Z']
+})
 
 export const USER_ID = '0b7e5a52-3c1f-4a8e-9d27-6f1f2c9e8b41'
 

@@ -10,9 +10,10 @@ export interface AccessClaims {
   exp: number
 }
 
-export const JWT_EXAMPLE = 'eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiIwYjdlNWE1Mi0zYzFmLTRhOGUtOWQyNy02ZjFmMmM5ZThiNDEiLC' +
-  'JzaWQiOiI1ZDJmIn0.1TRW2QyVvYvZ6bA3xkqgq2h0Qx7N5m8r9s1t2u3v4w5'
-const REFRESH_EXAMPLE = 'kq3S9Qm2xV7cR1yT8bN4wZ0aL6dF5hJ2gP9eU3iO7sM'
+export const JWT_EXAMPLE = 'eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.' +
+  'eyJzdWIiOiIwYjdlNWE1Mi0zYzFmLTRhOGUtOWQyNy02ZjFmMmM5ZThiNDEiLCJzaWQiOiI1ZDJmIn0.' +
+  '1TRW2QyVvYvZ6bA3xkqgq2h0Qx7N5m8r9s1t2u3v4w5'
+export const REFRESH_EXAMPLE = 'kq3S9Qm2xV7cR1yT8bN4wZ0aL6dF5hJ2gP9eU3iO7sM'
 
 export const AccessToken = Type.String({ description: 'a JWT (typ at+jwt)', examples: [JWT_EXAMPLE] })
 
@@ -20,7 +21,10 @@ export const TokenPair = Type.Object({
   access_token: AccessToken,
   token_type: Type.Literal('Bearer'),
   expires_in: Type.Integer({ description: 'seconds', examples: [900] }),
-  refresh_token: Type.String({ description: 'opaque; single use, rotated by /auth/refresh', examples: [REFRESH_EXAMPLE] }),
+  refresh_token: Type.String({
+    description: 'opaque; single use, rotated by /auth/refresh',
+    examples: [REFRESH_EXAMPLE]
+  }),
   refresh_expires_in: Type.Integer({ description: 'seconds', examples: [2592000] })
 }, { $id: 'TokenPair', title: 'TokenPair' })
 export type TokenPair = Static<typeof TokenPair>
