@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { StringEnum } from '../src/schemas/common'
 
 /**
  * Long enough that downstream verifiers do not ask on every token, short enough that a key
@@ -10,20 +11,22 @@ export const JWKS_MAX_AGE = 300
 // Public members only: the serializer drops anything else, so a private member (d, p, q...)
 // could not leave even if one reached the set.
 const PublicJwk = Type.Object({
-  kty: Type.Union([Type.Literal('OKP'), Type.Literal('EC'), Type.Literal('RSA')]),
+  kty: StringEnum(['OKP', 'EC', 'RSA']),
   crv: Type.Optional(Type.String({ description: 'OKP and EC keys' })),
   x: Type.Optional(Type.String({ description: 'OKP and EC keys' })),
   y: Type.Optional(Type.String({ description: 'EC keys' })),
   n: Type.Optional(Type.String({ description: 'RSA keys' })),
   e: Type.Optional(Type.String({ description: 'RSA keys' })),
   kid: Type.String(),
-  alg: Type.Union([Type.Literal('EdDSA'), Type.Literal('ES256'), Type.Literal('RS256')]),
+  alg: StringEnum(['EdDSA', 'ES256', 'RS256']),
   use: Type.Literal('sig')
-}, { additionalProperties: false })
+}, { title: 'PublicJwk', additionalProperties: false })
 
 const JwkSet = Type.Object({
-  keys: Type.Array(PublicJwk, { description: 'every key that verifies access tokens (the first one signs new ones); empty with HS256' })
-}, { additionalProperties: false })
+  keys: Type.Array(PublicJwk, {
+    description: 'every key that verifies access tokens (the first one signs new ones); empty with HS256'
+  })
+}, { title: 'JwkSet', description: 'The public keys (none with HS256)', additionalProperties: false })
 
 const wellKnown: FastifyPluginAsyncTypebox = async (fastify) => {
   const cacheControl = `public, max-age=${JWKS_MAX_AGE}`
@@ -32,7 +35,8 @@ const wellKnown: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'jwks',
       tags: ['keys'],
       summary: 'Public keys that verify access tokens (JWK Set, RFC 7517)',
-      description: 'With JWT_ALG EdDSA, ES256 or RS256: the public part of every key in JWT_KEYS_FILE. With HS256: no keys (a shared secret is never published).',
+      description: 'With JWT_ALG EdDSA, ES256 or RS256: the public part of every key in JWT_KEYS_FILE. With ' +
+        'HS256: no keys (a shared secret is never published).',
       response: { 200: JwkSet }
     }
   }, async (_request, reply) => {

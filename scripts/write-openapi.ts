@@ -41,17 +41,19 @@ const byTopLevelOrder = (a: string, b: string) => rank(a) - rank(b) || (a < b ? 
 
 /**
  * Object keys sorted, so that the file does not depend on the order in which autoload
- * happened to register routes. Arrays keep their order (it is meaningful), and so do the
- * members of a schema's `properties`: that order is written in code and it is the order
- * readers and generated types show.
+ * happened to register routes. Arrays keep their order (it is meaningful), and so do three
+ * kinds of object whose order is written in code: the members of a schema's `properties` (the
+ * order readers and generated types show), the paths and the methods of each path (the order
+ * Swagger UI lists operations in, which plugins/external/swagger.ts sets).
  */
-function sortKeys (value: unknown, parentKey?: string): unknown {
-  if (Array.isArray(value)) return value.map((item) => sortKeys(item))
+function sortKeys (value: unknown, path: string[] = []): unknown {
+  if (Array.isArray(value)) return value.map((item) => sortKeys(item, [...path, '[]']))
   if (value === null || typeof value !== 'object') return value
   const keys = Object.keys(value)
-  if (parentKey !== 'properties') keys.sort(parentKey === undefined ? byTopLevelOrder : undefined)
+  const inPaths = path[0] === 'paths' && path.length <= 2 // the paths, and the methods of each
+  if (path.at(-1) !== 'properties' && !inPaths) keys.sort(path.length === 0 ? byTopLevelOrder : undefined)
   const out: Record<string, unknown> = {}
-  for (const key of keys) out[key] = sortKeys((value as Record<string, unknown>)[key], key)
+  for (const key of keys) out[key] = sortKeys((value as Record<string, unknown>)[key], [...path, key])
   return out
 }
 

@@ -1,14 +1,18 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import autoload from '@fastify/autoload'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { TSchema } from '@sinclair/typebox'
 import type { Config } from './config'
 import { ErrorResponse } from './schemas/common'
-import { User } from './schemas/users'
-import { TokenPair } from './schemas/tokens'
+import { Credentials, LoginCredentials, User, UserPatch } from './schemas/users'
+import { IntrospectRequest, LogoutRequest, RefreshRequest, TokenPair } from './schemas/tokens'
 import { Session } from './schemas/sessions'
+import { CompatMessageError, CompatMsgError, CompatTokenInput } from './schemas/compat'
+import { errorBody, setCommonHeaders } from './http-errors'
+import { ERROR_MESSAGE_KEYWORD, formatValidationErrors } from './validation'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,7 +35,8 @@ const CLIENT_REQUEST_ID = /^[\x20-\x7e]{1,128}$/
  * The request's logger (Fastify makes one per request anyway, bound to our reqId): a valid
  * client X-Request-Id is added to it as `clientRequestId`, at no extra cost when absent.
  */
-const withClientRequestId: NonNullable<FastifyServerOptions['childLoggerFactory']> = function (logger, bindings, opts, rawReq) {
+type ChildLoggerFactory = NonNullable<FastifyServerOptions['childLoggerFactory']>
+const withClientRequestId: ChildLoggerFactory = function (logger, bindings, opts, rawReq) {
   const sent = rawReq.headers['x-request-id']
   if (typeof sent === 'string' && CLIENT_REQUEST_ID.test(sent)) {
     return logger.child({ ...bindings, clientRequestId: sent }, opts)
@@ -50,6 +55,26 @@ function trustProxyOption (trust: Config['trustProxy']): FastifyServerOptions['t
   return (_address: string, hop: number) => hop < trust
 }
 
+/**
+ * Errors Fastify meets before any route (and so before any hook) runs: a path parameter over
+ * maxParamLength (414) and a malformed URL (400). Answered in the contract's shape, with the
+ * headers every answer carries; Fastify's own answer had neither.
+ */
+const frameworkErrors: NonNullable<FastifyServerOptions['frameworkErrors']> = function (error, request, reply) {
+  const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+  const statusCode = tooLong ? 414 : 400
+  const message = tooLong
+    ? `A path segment is too long (at most ${MAX_PARAM_LENGTH} characters)`
+    : 'The URL is not valid (malformed percent-encoding)'
+  request.log.info({ statusCode, code: error.code }, message)
+  const answer = reply as FastifyReply // no route, so no schema to type it by
+  setCommonHeaders(answer, request.url)
+  answer.status(statusCode).send(errorBody(statusCode, message, error.code))
+}
+
+/** Longest path parameter the router accepts (session ids are UUIDs, at most 64 by their schema). */
+export const MAX_PARAM_LENGTH = 200
+
 /** Server options shared by production (server.ts) and the tests (test/helper.ts). */
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
@@ -63,14 +88,19 @@ export function serverOptions (config: Config): FastifyServerOptions {
     genReqId: () => `${REQUEST_ID_PREFIX}-${(++requestCounter).toString(36)}`,
     childLoggerFactory: withClientRequestId,
     return503OnClosing: true,
-    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors,
+    schemaErrorFormatter: formatValidationErrors,
     ajv: {
       customOptions: {
         // The contract wants 400 for unknown properties and wrong types, not silent fixes.
         removeAdditional: false,
         coerceTypes: false,
         useDefaults: true,
-        allErrors: false
+        allErrors: false,
+        // The failing schema on each error, for messages that say what is allowed (src/validation.ts).
+        verbose: true,
+        keywords: [ERROR_MESSAGE_KEYWORD]
       }
     }
   }
@@ -87,7 +117,14 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
   const { config } = opts
   await fastify.register(fp(async (f) => { f.decorate('config', config) }, { name: 'config' }))
 
-  for (const schema of [ErrorResponse, User, TokenPair, Session]) fastify.addSchema(schema)
+  // Shared schemas, named by their $id: components of the OpenAPI document, so that generated
+  // clients get one named type each (never InlineObjectN, never one per route).
+  const shared: TSchema[] = [
+    ErrorResponse, User, TokenPair, Session, Credentials, LoginCredentials, UserPatch, RefreshRequest, LogoutRequest,
+    IntrospectRequest
+  ]
+  if (config.compatRoutes) shared.push(CompatMsgError, CompatMessageError, CompatTokenInput)
+  for (const schema of shared) fastify.addSchema(schema)
 
   await fastify.register(autoload, { dir: join(__dirname, '..', 'plugins', 'external'), options: {} })
   await fastify.register(autoload, { dir: join(__dirname, '..', 'plugins', 'app'), options: {} })

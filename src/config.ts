@@ -11,6 +11,8 @@ import { isJwtAlg, JWT_ALGS, KeyFileError, readKeySet, type JwtAlg, type Signing
 const Bool = Type.Union([Type.Literal('true'), Type.Literal('false')])
 const Int = (min: number, max: number) => Type.String({ pattern: '^[0-9]+$', minimum: min, maximum: max })
 
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
 export const EnvSchema = Type.Object({
   NODE_ENV: Type.Optional(Type.String()),
   PORT: Type.Optional(Int(0, 65535)),
@@ -31,7 +33,7 @@ export const EnvSchema = Type.Object({
   CORS_ORIGIN: Type.Optional(Type.String()),
   RATE_LIMITS: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
   TRUST_PROXY: Type.Optional(Type.String()),
-  LOG_LEVEL: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
+  LOG_LEVEL: Type.Optional(Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)))),
   AUDIT_LOG: Type.Optional(Type.Union([Type.Literal('log'), Type.Literal('table')])),
   AUDIT_RETENTION_DAYS: Type.Optional(Int(1, 3650)),
   WORKERS: Type.Optional(Int(1, 64)),
@@ -98,25 +100,36 @@ function intOf (env: Env, name: keyof Env, fallback: number): number {
   const schema = EnvSchema.properties[name] as { minimum?: number, maximum?: number }
   const n = Number(raw)
   if (!Number.isSafeInteger(n) || !/^[0-9]+$/.test(raw)) throw new ConfigError(name, 'must be a whole number')
-  if (schema.minimum !== undefined && n < schema.minimum) throw new ConfigError(name, `must be at least ${schema.minimum}`)
-  if (schema.maximum !== undefined && n > schema.maximum) throw new ConfigError(name, `must be at most ${schema.maximum}`)
+  if (schema.minimum !== undefined && n < schema.minimum) {
+    throw new ConfigError(name, `must be at least ${schema.minimum}`)
+  }
+  if (schema.maximum !== undefined && n > schema.maximum) {
+    throw new ConfigError(name, `must be at most ${schema.maximum}`)
+  }
   return n
 }
 
-/** `postgres://` or `postgresql://` selects PostgreSQL; else `file:./data/auth.db`, a bare path or `:memory:` (SQLite). */
+/**
+ * `postgres://` or `postgresql://` selects PostgreSQL; else `file:./data/auth.db`, a bare path
+ * or `:memory:` (SQLite).
+ */
 function parseDatabaseUrl (raw: string, poolSize: number): Config['database'] {
   if (/^postgres(ql)?:\/\//i.test(raw)) {
     let url: URL
     try {
       url = new URL(raw)
     } catch {
-      throw new ConfigError('DATABASE_URL', 'is not a valid postgres:// URL') // the URL itself is not echoed: it may hold a password
+      // the URL itself is not echoed: it may hold a password
+      throw new ConfigError('DATABASE_URL', 'is not a valid postgres:// URL')
     }
-    if (url.hostname === '' && !url.searchParams.has('host')) throw new ConfigError('DATABASE_URL', 'names no PostgreSQL host')
+    if (url.hostname === '' && !url.searchParams.has('host')) {
+      throw new ConfigError('DATABASE_URL', 'names no PostgreSQL host')
+    }
     return { kind: 'postgres', url: raw, poolSize }
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
-    throw new ConfigError('DATABASE_URL', 'must be postgres://, postgresql://, a SQLite file (file:path or a path) or :memory:')
+    throw new ConfigError('DATABASE_URL',
+      'must be postgres://, postgresql://, a SQLite file (file:path or a path) or :memory:')
   }
   const filename = raw.startsWith('file:') ? raw.slice('file:'.length) : raw
   if (filename === '') throw new ConfigError('DATABASE_URL', 'names no file')
@@ -128,7 +141,9 @@ function parseCors (raw: string | undefined): Config['corsOrigin'] {
   if (raw.trim() === '*') return '*'
   const origins = raw.split(',').map((o) => o.trim()).filter(Boolean)
   for (const origin of origins) {
-    if (!/^https?:\/\/[^/\s]+$/.test(origin)) throw new ConfigError('CORS_ORIGIN', `has an origin that is not scheme://host[:port]: ${origin}`)
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError('CORS_ORIGIN', `has an origin that is not scheme://host[:port]: ${origin}`)
+    }
   }
   return origins
 }
@@ -142,11 +157,15 @@ function parseTrustProxy (raw: string | undefined): Config['trustProxy'] {
   // `false` was the old documented default: it still means "trust none".
   if (value === '' || value.toLowerCase() === 'false') return false
   if (value.toLowerCase() === 'true') {
-    throw new ConfigError('TRUST_PROXY', 'must not be true (any client could choose its IP): give a hop count (e.g. 1) or the proxy addresses/CIDRs')
+    throw new ConfigError('TRUST_PROXY',
+      'must not be true (any client could choose its IP): give a hop count (e.g. 1) or the proxy addresses/CIDRs')
   }
   if (/^[0-9]+$/.test(value)) {
     const hops = Number(value)
-    if (!Number.isSafeInteger(hops) || hops < 1) throw new ConfigError('TRUST_PROXY', 'hop count must be a positive whole number (or leave it unset to trust none)')
+    if (!Number.isSafeInteger(hops) || hops < 1) {
+      throw new ConfigError('TRUST_PROXY',
+        'hop count must be a positive whole number (or leave it unset to trust none)')
+    }
     return hops
   }
   const entries = value.split(',').map((s) => s.trim())
@@ -155,9 +174,11 @@ function parseTrustProxy (raw: string | undefined): Config['trustProxy'] {
     const family = isIP(address)
     // /0 would trust every address, which is `true` under another name.
     const bits = family === 4 ? 32 : 128
-    const prefixOk = prefix === undefined || (/^[0-9]{1,3}$/.test(prefix) && Number(prefix) >= 1 && Number(prefix) <= bits)
+    const prefixOk = prefix === undefined ||
+      (/^[0-9]{1,3}$/.test(prefix) && Number(prefix) >= 1 && Number(prefix) <= bits)
     if (family === 0 || rest.length > 0 || !prefixOk) {
-      throw new ConfigError('TRUST_PROXY', `must be a hop count or comma-separated proxy IP addresses/CIDRs; not one: "${entry.slice(0, 64)}"`)
+      throw new ConfigError('TRUST_PROXY',
+        `must be a hop count or comma-separated proxy IP addresses/CIDRs; not one: "${entry.slice(0, 64)}"`)
     }
   }
   return entries
@@ -189,7 +210,10 @@ export function loadConfig (source: Record<string, string | undefined> = process
   let keys: SigningKey[] = []
   if (alg !== 'HS256') {
     // JWT_SECRET is not read: the keys of JWT_KEYS_FILE sign and verify.
-    if (e.JWT_KEYS_FILE === undefined) throw new ConfigError('JWT_KEYS_FILE', `is required when JWT_ALG=${alg} (a JWK Set of private keys; npm run keys -- generate)`)
+    if (e.JWT_KEYS_FILE === undefined) {
+      throw new ConfigError('JWT_KEYS_FILE',
+        `is required when JWT_ALG=${alg} (a JWK Set of private keys; npm run keys -- generate)`)
+    }
     try {
       keys = readKeySet(e.JWT_KEYS_FILE, alg)
     } catch (err) {
@@ -198,11 +222,14 @@ export function loadConfig (source: Record<string, string | undefined> = process
     }
   } else if (e.JWT_KEYS_FILE !== undefined) {
     // Most likely a forgotten JWT_ALG: starting on a random HS256 key instead would be half-configured.
-    throw new ConfigError('JWT_KEYS_FILE', 'is set, but JWT_ALG is HS256 (the default): set JWT_ALG to the algorithm of its keys, or unset JWT_KEYS_FILE')
+    throw new ConfigError('JWT_KEYS_FILE',
+      'is set, but JWT_ALG is HS256 (the default): set JWT_ALG to the algorithm of its keys, or unset JWT_KEYS_FILE')
   } else if (e.JWT_SECRET !== undefined) {
     secret = Buffer.from(e.JWT_SECRET, 'utf8')
     if (secret.length < 32) throw new ConfigError('JWT_SECRET', 'must be at least 32 bytes (256 bits) for HS256')
-    if (e.JWT_SECRET.trim() !== e.JWT_SECRET) throw new ConfigError('JWT_SECRET', 'must not start or end with whitespace')
+    if (e.JWT_SECRET.trim() !== e.JWT_SECRET) {
+      throw new ConfigError('JWT_SECRET', 'must not start or end with whitespace')
+    }
   } else if (production) {
     throw new ConfigError('JWT_SECRET', 'is required when NODE_ENV=production')
   } else {
@@ -212,11 +239,14 @@ export function loadConfig (source: Record<string, string | undefined> = process
 
   const accessTokenTtl = intOf(e, 'ACCESS_TOKEN_TTL', 900)
   const refreshTokenTtl = intOf(e, 'REFRESH_TOKEN_TTL', 2592000)
-  if (refreshTokenTtl < accessTokenTtl) throw new ConfigError('REFRESH_TOKEN_TTL', 'must not be shorter than ACCESS_TOKEN_TTL')
+  if (refreshTokenTtl < accessTokenTtl) {
+    throw new ConfigError('REFRESH_TOKEN_TTL', 'must not be shorter than ACCESS_TOKEN_TTL')
+  }
 
   const workers = intOf(e, 'WORKERS', 1)
   if (workers > 1 && e.REDIS_URL === undefined) {
-    throw new ConfigError('WORKERS', 'above 1 needs REDIS_URL: an in-process revocation store cannot be shared between processes')
+    throw new ConfigError('WORKERS',
+      'above 1 needs REDIS_URL: an in-process revocation store cannot be shared between processes')
   }
 
   return {

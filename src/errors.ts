@@ -4,6 +4,15 @@
  * `retryAfter` alone, so they never need to know where an error came from.
  */
 
+/** 401: a login whose username or password is wrong (one answer for both). */
+export class InvalidCredentialsError extends Error {
+  readonly statusCode = 401
+  constructor (message = 'Invalid username or password') {
+    super(message)
+    this.name = 'InvalidCredentialsError'
+  }
+}
+
 /** 401: a missing, malformed, forged, expired or revoked token, or a user that is gone. */
 export class InvalidTokenError extends Error {
   readonly statusCode = 401
@@ -14,6 +23,14 @@ export class InvalidTokenError extends Error {
     super(message)
     Error.stackTraceLimit = limit
     this.name = 'InvalidTokenError'
+  }
+}
+
+/** 401: the token is fine but its user has been deleted since. */
+export class UserGoneError extends InvalidTokenError {
+  constructor () {
+    super('User no longer exists')
+    this.name = 'UserGoneError'
   }
 }
 

@@ -3,10 +3,15 @@ import type { FastifyServerOptions } from 'fastify'
 /**
  * Pino options. Credentials never reach a log line: request headers that carry them are
  * redacted, and bodies are never logged (only the security events name what happened).
+ * `pretty`: lines for a person at a terminal (pino-pretty, in a worker thread) instead of
+ * JSON; see prettyLogs. Redaction happens before either.
  */
-export function loggerOptions (level: string): FastifyServerOptions['logger'] {
+export function loggerOptions (level: string, opts: { pretty?: boolean } = {}): FastifyServerOptions['logger'] {
   return {
     level,
+    ...(opts.pretty === true
+      ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } }
+      : {}),
     redact: {
       paths: [
         'req.headers.authorization',
@@ -21,4 +26,12 @@ export function loggerOptions (level: string): FastifyServerOptions['logger'] {
       censor: '[redacted]'
     }
   }
+}
+
+/**
+ * Pretty logs when a person is reading them: stdout is a terminal and this is not production.
+ * Anywhere else (a pipe, a file, a log collector, NODE_ENV=production) logs stay JSON lines.
+ */
+export function prettyLogs (production: boolean, stdoutIsTerminal = process.stdout.isTTY === true): boolean {
+  return stdoutIsTerminal && !production
 }

@@ -5,7 +5,8 @@ export const METRICS_REQUEST = 'auth-service:metrics'
 
 export type LoginOutcome = 'success' | 'bad_credentials' | 'rate_limited' | 'shed'
 export type RejectReason = 'missing' | 'malformed' | 'bad_signature' | 'expired' | 'revoked'
-export type RevocationCause = 'logout' | 'logout_all' | 'password_change' | 'account_deleted' | 'refresh_reuse' | 'user_revoked' | 'renewal'
+export type RevocationCause =
+  'logout' | 'logout_all' | 'password_change' | 'account_deleted' | 'refresh_reuse' | 'user_revoked' | 'renewal'
 export type RefreshOutcome = 'rotated' | 'reuse_detected' | 'invalid'
 
 /** What the service reports to Prometheus (GET /metrics). Every name is documented in docs/operations.md. */
@@ -28,7 +29,13 @@ export interface ServiceMetrics {
 /** Read at scrape time: state that lives elsewhere (the hashing queue, the revocation store). */
 export interface MetricSources {
   hashingQueueDepth: () => number
-  revocationStore: () => { kind: 'memory' | 'redis', trusted: boolean, leaseAgeSeconds: number | null, rebuilds: number, redisErrors: number }
+  revocationStore: () => {
+    kind: 'memory' | 'redis'
+    trusted: boolean
+    leaseAgeSeconds: number | null
+    rebuilds: number
+    redisErrors: number
+  }
 }
 
 /**
@@ -45,13 +52,15 @@ export function createMetrics (sources: MetricSources): ServiceMetrics {
   // Gauges and counters whose values live elsewhere: each reads its source at scrape time.
   const scraped = [new Gauge({
     name: 'auth_revocation_replica_trusted',
-    help: '1 while the revocation store answers from trusted memory (always 1 for the in-process store); with WORKERS=N, the lowest of the workers',
+    help: '1 while the revocation store answers from trusted memory (always 1 for the in-process store); ' +
+      'with WORKERS=N, the lowest of the workers',
     registers,
     aggregator: 'min',
     collect () { this.set(store().trusted ? 1 : 0) }
   }), new Gauge({
     name: 'auth_revocation_replica_lease_age_seconds',
-    help: 'age of the last heartbeat proof of the Redis replica (absent with the in-process store); with WORKERS=N, the oldest',
+    help: 'age of the last heartbeat proof of the Redis replica (absent with the in-process store); ' +
+      'with WORKERS=N, the oldest',
     registers,
     aggregator: 'max',
     collect () {
@@ -93,19 +102,56 @@ export function createMetrics (sources: MetricSources): ServiceMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers
     }),
-    requests: new Counter({ name: 'http_requests_total', help: 'requests answered, by route (its pattern) and status', labelNames: ['method', 'route', 'status_code'], registers }),
-    logins: new Counter({ name: 'auth_logins_total', help: 'login attempts by outcome (every surface)', labelNames: ['outcome'], registers }),
-    tokensRejected: new Counter({ name: 'auth_access_tokens_rejected_total', help: 'access tokens refused, by reason', labelNames: ['reason'], registers }),
-    revocations: new Counter({ name: 'auth_revocations_total', help: 'sessions and access tokens revoked, by cause', labelNames: ['cause'], registers }),
-    refreshes: new Counter({ name: 'auth_refresh_total', help: 'refresh-token presentations by outcome', labelNames: ['outcome'], registers }),
+    requests: new Counter({
+      name: 'http_requests_total',
+      help: 'requests answered, by route (its pattern) and status',
+      labelNames: ['method', 'route', 'status_code'],
+      registers
+    }),
+    logins: new Counter({
+      name: 'auth_logins_total',
+      help: 'login attempts by outcome (every surface)',
+      labelNames: ['outcome'],
+      registers
+    }),
+    tokensRejected: new Counter({
+      name: 'auth_access_tokens_rejected_total',
+      help: 'access tokens refused, by reason',
+      labelNames: ['reason'],
+      registers
+    }),
+    revocations: new Counter({
+      name: 'auth_revocations_total',
+      help: 'sessions and access tokens revoked, by cause',
+      labelNames: ['cause'],
+      registers
+    }),
+    refreshes: new Counter({
+      name: 'auth_refresh_total',
+      help: 'refresh-token presentations by outcome',
+      labelNames: ['outcome'],
+      registers
+    }),
     hashingWait: new Histogram({
       name: 'auth_password_hashing_seconds',
       help: 'time from queueing a password hash to its result (queue wait included)',
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8],
       registers
     }),
-    hashingShed: new Counter({ name: 'auth_password_hashing_shed_total', help: 'logins and registrations refused with 503 because hashing was saturated', registers }),
-    hashingDropped: new Counter({ name: 'auth_password_hashing_dropped_total', help: 'queued hashing jobs dropped because their client had gone', registers }),
-    databaseErrors: new Counter({ name: 'auth_database_errors_total', help: 'requests answered 503 because the database was unavailable', registers })
+    hashingShed: new Counter({
+      name: 'auth_password_hashing_shed_total',
+      help: 'logins and registrations refused with 503 because hashing was saturated',
+      registers
+    }),
+    hashingDropped: new Counter({
+      name: 'auth_password_hashing_dropped_total',
+      help: 'queued hashing jobs dropped because their client had gone',
+      registers
+    }),
+    databaseErrors: new Counter({
+      name: 'auth_database_errors_total',
+      help: 'requests answered 503 because the database was unavailable',
+      registers
+    })
   }
 }

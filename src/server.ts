@@ -5,7 +5,7 @@ import { AggregatorRegistry } from 'prom-client'
 import { buildApp } from './app'
 import { METRICS_REQUEST } from './metrics'
 import { ConfigError, loadConfig, type Config } from './config'
-import { loggerOptions } from './logger'
+import { loggerOptions, prettyLogs } from './logger'
 
 /** METRICS_PORT: GET /metrics on a port of its own, without a token (keep that port private). */
 async function serveMetrics (config: Config, metricsText: () => Promise<string>): Promise<Server> {
@@ -15,7 +15,8 @@ async function serveMetrics (config: Config, metricsText: () => Promise<string>)
       return
     }
     metricsText().then((text) => {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' }).end(text)
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' })
+        .end(text)
     }, () => { res.writeHead(503, { 'content-type': 'text/plain' }).end('metrics unavailable\n') })
   })
   server.listen(config.metrics.port, config.host)
@@ -34,15 +35,17 @@ function loadDotEnv () {
 
 async function serve (config: Config) {
   const app = await buildApp(config, {
-    logger: loggerOptions(config.logLevel),
+    logger: loggerOptions(config.logLevel, { pretty: prettyLogs(config.production) }),
     connectionTimeout: 10_000,
     keepAliveTimeout: 72_000,
     requestTimeout: 15_000
   })
   const clustered = config.workers > 1
-  const metricsServer = config.metrics.port !== undefined && !clustered ? await serveMetrics(config, app.metricsText) : null
+  const metricsServer = config.metrics.port !== undefined && !clustered
+    ? await serveMetrics(config, app.metricsText)
+    : null
   if (config.jwt.ephemeralSecret) {
-    app.log.warn('JWT_SECRET is not set: a random key was made for this process; tokens will not survive a restart')
+    app.log.warn(EPHEMERAL_SECRET_WARNING)
   }
 
   // Graceful shutdown: stop accepting, let in-flight requests finish, close the database
@@ -73,8 +76,46 @@ async function serve (config: Config) {
   process.once('SIGTERM', shutdown)
   process.once('SIGINT', shutdown)
 
-  await app.listen({ port: config.port, host: config.host })
+  try {
+    await app.listen({ port: config.port, host: config.host })
+  } catch (err) {
+    const hint = listenHint(err as NodeJS.ErrnoException, config)
+    if (hint === undefined) throw err
+    await app.close().catch(() => {})
+    console.error(hint)
+    process.exit(1)
+  }
 }
+
+/**
+ * Said without a stack trace when the address cannot be had: what went wrong and which
+ * variable to change. undefined for any other failure (that one is a bug: its stack helps).
+ */
+function listenHint (err: NodeJS.ErrnoException, config: Pick<Config, 'host' | 'port'>): string | undefined {
+  const where = `${config.host}:${config.port}`
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return `Cannot listen on ${where}: the port is already in use (another instance?). ` +
+        'Stop it, or set PORT to a free port.'
+    case 'EACCES':
+      return `Cannot listen on ${where}: permission denied (ports below 1024 need privileges). ` +
+        'Set PORT to 1024 or above.'
+    case 'EADDRNOTAVAIL':
+      return `Cannot listen on ${where}: ${config.host} is not an address of this machine. ` +
+        'Set HOST (127.0.0.1 or 0.0.0.0).'
+    default:
+      return undefined
+  }
+}
+
+/**
+ * Without JWT_SECRET: what survives a restart and what does not. Access tokens are signed with
+ * the key, so they die with it; refresh tokens are opaque and live in the database, so they
+ * survive and get new access tokens from POST /auth/refresh.
+ */
+const EPHEMERAL_SECRET_WARNING = 'JWT_SECRET is not set: a random key was made for this process. Access tokens ' +
+  'will stop working when it restarts (refresh tokens keep working: clients get new access tokens from ' +
+  'POST /auth/refresh). Set JWT_SECRET (32+ bytes) to keep access tokens valid across restarts.'
 
 async function main () {
   loadDotEnv()
@@ -101,7 +142,9 @@ async function main () {
         (err: Error) => worker.send({ type: METRICS_REQUEST, id: msg.id, error: err.message })
       )
     })
-    const metricsServer = config.metrics.port === undefined ? null : await serveMetrics(config, async () => await aggregator.clusterMetrics())
+    const metricsServer = config.metrics.port === undefined
+      ? null
+      : await serveMetrics(config, async () => await aggregator.clusterMetrics())
     for (let i = 0; i < config.workers; i++) cluster.fork()
     // A worker that dies is replaced, unless they keep dying (then the primary gives up,
     // so that the supervisor above it sees the failure).

@@ -60,17 +60,27 @@ const KID = /^[\x21-\x7e]{1,128}$/
 /** Checks one private JWK against JWT_ALG and returns what the service keeps of it. */
 function signingKey (jwk: unknown, index: number, alg: AsymmetricAlg): SigningKey {
   const need = NEEDS[alg]
-  if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) throw new KeyFileError(`key #${index + 1} is not a JSON object`)
+  if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) {
+    throw new KeyFileError(`key #${index + 1} is not a JSON object`)
+  }
   const k = jwk as Record<string, unknown>
-  if (typeof k.kid !== 'string' || !KID.test(k.kid)) throw new KeyFileError(`key #${index + 1} has no kid (1-128 printable ASCII characters, no spaces)`)
+  if (typeof k.kid !== 'string' || !KID.test(k.kid)) {
+    throw new KeyFileError(`key #${index + 1} has no kid (1-128 printable ASCII characters, no spaces)`)
+  }
   const name = `key "${k.kid}"`
   if (k.kty !== need.kty || (need.crv !== undefined && k.crv !== need.crv)) {
     const is = [k.kty, k.crv].filter((v) => typeof v === 'string').join(' ') || 'of no known type'
     throw new KeyFileError(`${name} is ${is}, but JWT_ALG=${alg} needs ${need.text}`)
   }
-  if (k.alg !== undefined && k.alg !== alg) throw new KeyFileError(`${name} says alg ${String(k.alg)}, but JWT_ALG is ${alg}`)
-  if (k.use !== undefined && k.use !== 'sig') throw new KeyFileError(`${name} says use ${String(k.use)}; signing keys have use "sig"`)
-  if (typeof k.d !== 'string') throw new KeyFileError(`${name} is a public key: the file must hold private keys (the first one signs)`)
+  if (k.alg !== undefined && k.alg !== alg) {
+    throw new KeyFileError(`${name} says alg ${String(k.alg)}, but JWT_ALG is ${alg}`)
+  }
+  if (k.use !== undefined && k.use !== 'sig') {
+    throw new KeyFileError(`${name} says use ${String(k.use)}; signing keys have use "sig"`)
+  }
+  if (typeof k.d !== 'string') {
+    throw new KeyFileError(`${name} is a public key: the file must hold private keys (the first one signs)`)
+  }
 
   let privateKey: KeyObject
   try {
@@ -85,7 +95,9 @@ function signingKey (jwk: unknown, index: number, alg: AsymmetricAlg): SigningKe
       ? privateKey.asymmetricKeyType === 'ec' && details.namedCurve === 'prime256v1'
       : privateKey.asymmetricKeyType === 'rsa' && (details.modulusLength ?? 0) >= MIN_RSA_BITS
   if (!typeOk) {
-    const what = privateKey.asymmetricKeyType === 'rsa' ? `a ${details.modulusLength}-bit RSA key` : `a ${privateKey.asymmetricKeyType} key`
+    const what = privateKey.asymmetricKeyType === 'rsa'
+      ? `a ${details.modulusLength}-bit RSA key`
+      : `a ${privateKey.asymmetricKeyType} key`
     throw new KeyFileError(`${name} is ${what}, but JWT_ALG=${alg} needs ${need.text}`)
   }
 
@@ -98,7 +110,9 @@ function signingKey (jwk: unknown, index: number, alg: AsymmetricAlg): SigningKe
     }
   }
   const publicJwk = { kty: need.kty } as PublicJwk
-  for (const member of ['crv', 'x', 'y', 'n', 'e'] as const) if (pub[member] !== undefined) publicJwk[member] = pub[member]
+  for (const member of ['crv', 'x', 'y', 'n', 'e'] as const) {
+    if (pub[member] !== undefined) publicJwk[member] = pub[member]
+  }
   publicJwk.kid = k.kid
   publicJwk.alg = alg
   publicJwk.use = 'sig'

@@ -1,10 +1,16 @@
 import fp from 'fastify-plugin'
 import type { RequestContext } from '../../src/request-context'
-import type { User } from '../../src/schemas/users'
 import type { TokenPair } from '../../src/schemas/tokens'
-import type { UserProfile, UserRecord } from './users-repository'
+import type { UserRecord } from './users-repository'
 import { isCommonPassword } from '../../src/security/password-policy'
-import { CurrentPasswordRequiredError, InvalidTokenError, OverloadedError, RateLimitedError, WeakPasswordError, WrongCurrentPasswordError } from '../../src/errors'
+import {
+  CurrentPasswordRequiredError,
+  InvalidTokenError,
+  OverloadedError,
+  RateLimitedError,
+  WeakPasswordError,
+  WrongCurrentPasswordError
+} from '../../src/errors'
 
 export interface AccountChange {
   username?: string
@@ -28,14 +34,16 @@ export interface Accounts {
    * Throws RateLimitedError (429) before any hashing, and OverloadedError (503) when more
    * hashing is queued than can finish in time.
    */
-  login (username: string, password: string, ctx: RequestContext): Promise<{ user: UserRecord, tokens: TokenPair } | null>
+  login (username: string, password: string, ctx: RequestContext):
+  Promise<{ user: UserRecord, tokens: TokenPair } | null>
   /**
    * A password change needs the current password and revokes every other session of the
    * user, in one transaction that also checks that the password checked is still current
    * and the asking session still live (else nothing changes: 403 or 401). undefined: the
    * user is gone.
    */
-  update (userId: string, sessionId: string, change: AccountChange, ctx: RequestContext): Promise<UserRecord | undefined>
+  update (userId: string, sessionId: string, change: AccountChange, ctx: RequestContext):
+  Promise<UserRecord | undefined>
   /** Revokes every session and deletes the account (its username is free again). */
   remove (userId: string, ctx: RequestContext): Promise<boolean>
 }
@@ -43,15 +51,6 @@ export interface Accounts {
 declare module 'fastify' {
   interface FastifyInstance {
     accounts: Accounts
-  }
-}
-
-export function toUser (u: UserProfile): User {
-  return {
-    id: u.id,
-    username: u.username,
-    created_at: new Date(u.createdAt).toISOString(),
-    updated_at: new Date(u.updatedAt).toISOString()
   }
 }
 
@@ -91,18 +90,24 @@ export default fp(async function accounts (fastify) {
       // account's id is, when there is one: its owner sees the attempt. Unknown or not, the
       // same work is done (one event either way), so timing tells nothing either.
       metrics.logins.inc({ outcome: 'bad_credentials' })
-      await audit.record({ event: 'login.failure', userId: user?.id, reason: ok ? 'credentials_changed' : 'bad_credentials' }, ctx)
+      const reason = ok ? 'credentials_changed' : 'bad_credentials'
+      await audit.record({ event: 'login.failure', userId: user?.id, reason }, ctx)
       return null
     },
 
     async update (userId, sessionId, change, ctx) {
       const { signal } = ctx
-      const record = async (event: 'user.update_denied' | 'user.renamed' | 'user.password_changed', extra: { reason?: string, sessionsRevoked?: number } = {}) =>
+      type Event = 'user.update_denied' | 'user.renamed' | 'user.password_changed'
+      const record = async (event: Event, extra: { reason?: string, sessionsRevoked?: number } = {}) =>
         await audit.record({ event, userId, sessionId, ...extra }, ctx)
-      if (change.password !== undefined && change.currentPassword === undefined) throw new CurrentPasswordRequiredError()
+      if (change.password !== undefined && change.currentPassword === undefined) {
+        throw new CurrentPasswordRequiredError()
+      }
       const user = await users.findById(userId)
       if (user === undefined) return undefined
-      if (change.currentPassword !== undefined && !(await passwords.verify(change.currentPassword, user.passwordHash, signal))) {
+      const wrong = change.currentPassword !== undefined &&
+        !(await passwords.verify(change.currentPassword, user.passwordHash, signal))
+      if (wrong) {
         await record('user.update_denied', { reason: 'wrong_current_password' })
         throw new WrongCurrentPasswordError()
       }
@@ -116,7 +121,12 @@ export default fp(async function accounts (fastify) {
       await fastify.revocationStore.ping()
       const passwordHash = await passwords.hash(change.password, signal)
       const result = await users.changePassword({
-        id: userId, passwordHash, username: change.username, expectedVersion: user.credentialVersion, sessionId, now: Date.now()
+        id: userId,
+        passwordHash,
+        username: change.username,
+        expectedVersion: user.credentialVersion,
+        sessionId,
+        now: Date.now()
       })
       if (result === 'gone') return undefined
       if (result === 'session_revoked') throw new InvalidTokenError('Token has been revoked')

@@ -2,12 +2,14 @@ import fp from 'fastify-plugin'
 import type { FastifyError } from 'fastify'
 import { Counter } from 'prom-client'
 import type { RequestContext } from '../../src/request-context'
-import { loggable } from './http'
+import { loggable } from '../../src/db/errors'
 
 /**
  * The security events, each with its fixed outcome, log level and message. docs/audit.md
  * says when each is emitted; tests and operators grep these names: never rename one.
  */
+
+interface EventShape { outcome: 'success' | 'failure' | 'denied', level: 'info' | 'warn', message: string }
 const EVENTS = {
   'user.registered': { outcome: 'success', level: 'info', message: 'user registered' },
   'login.success': { outcome: 'success', level: 'info', message: 'login succeeded' },
@@ -20,7 +22,7 @@ const EVENTS = {
   'user.password_changed': { outcome: 'success', level: 'info', message: 'password changed' },
   'user.update_denied': { outcome: 'denied', level: 'info', message: 'wrong current password' },
   'user.deleted': { outcome: 'success', level: 'info', message: 'account deleted' }
-} as const satisfies Record<string, { outcome: 'success' | 'failure' | 'denied', level: 'info' | 'warn', message: string }>
+} as const satisfies Record<string, EventShape>
 
 export type AuditEventName = keyof typeof EVENTS
 export type AuditOutcome = (typeof EVENTS)[AuditEventName]['outcome']
@@ -95,7 +97,8 @@ export default fp(async function audit (fastify) {
         writeFailures.inc()
         // Its own event name, so that counting an event's lines never counts this one; without
         // the statement's parameters (loggable): the event's own line, just above, has them.
-        ctx.log.error({ ...loggable(err as FastifyError), event: 'audit.write_failed', failedEvent: e.event }, 'security event not written to audit_events')
+        const line = { ...loggable(err as FastifyError), event: 'audit.write_failed', failedEvent: e.event }
+        ctx.log.error(line, 'security event not written to audit_events')
       }
     }
   }

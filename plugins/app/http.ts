@@ -1,57 +1,41 @@
-import { STATUS_CODES } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { DrizzleQueryError } from 'drizzle-orm/errors'
-import { isPostgresUnavailable } from '../../src/db/postgres/client'
+import { classifyError, errorBody, setCommonHeaders } from '../../src/http-errors'
+import { loggable } from '../../src/db/errors'
 
-/** The contract's error body: Fastify's shape, with a message that never leaks internals. */
-export function errorBody (statusCode: number, message: string, code?: string) {
-  return code === undefined
-    ? { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message }
-    : { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, code }
-}
+/**
+ * The methods each registered path takes, for 405 and Allow. A path is matched segment by
+ * segment: `:param` matches any one segment, everything else literally (as the router does,
+ * case-sensitively and without trailing-slash folding).
+ */
+class AllowedMethods {
+  private readonly routes = new Map<string, { segments: string[], methods: Set<string> }>()
 
-// The database failing underneath us is unavailability, not a bug to show: 503, like the
-// revocation store. SQLite: disk, lock, corruption, a closed connection. PostgreSQL: see
-// isPostgresUnavailable (down, hung, restarting, out of connections, a timeout).
-const DB_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL|CORRUPT|NOTADB|READONLY)/
-export function isDatabaseUnavailable (error: unknown): boolean {
-  for (let e = error as { code?: unknown, message?: unknown, cause?: unknown } | undefined, depth = 0; e != null && depth < 3; e = e.cause as typeof e, depth++) {
-    if (typeof e.code === 'string' && DB_UNAVAILABLE.test(e.code)) return true
-    if (e.message === 'The database connection is not open') return true // better-sqlite3, after close()
-    if (isPostgresUnavailable(e)) return true
+  add (url: string, methods: string | string[]) {
+    if (url.includes('*')) return // a wildcard (a CORS preflight route) takes every path
+    let route = this.routes.get(url)
+    if (route === undefined) {
+      route = { segments: url.split('/'), methods: new Set() }
+      this.routes.set(url, route)
+    }
+    for (const method of [methods].flat()) route.methods.add(method)
   }
-  return false
-}
 
-// drizzle's DrizzleQueryError carries the statement's parameters (password and token
-// hashes) in its message and stack: log the statement and the driver's error instead.
-export function loggable (error: FastifyError) {
-  return error instanceof DrizzleQueryError ? { err: error.cause, query: error.query } : { err: error }
-}
-
-/** Status and message for any error, for the service API and for the compat adapters alike. */
-export function classifyError (error: FastifyError): { statusCode: number, message: string, code?: string, retryAfter?: number } {
-  if (error.validation) return { statusCode: 400, message: error.message, code: 'FST_ERR_VALIDATION' }
-  if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) {
-    // V8's JSON.parse message quotes the body, which may hold a password.
-    return { statusCode: 400, message: 'Body is not valid JSON', code: 'FST_ERR_CTP_INVALID_JSON_BODY' }
+  of (path: string): string[] {
+    const segments = path.split('/')
+    const allowed = new Set<string>()
+    for (const route of this.routes.values()) {
+      if (route.segments.length !== segments.length) continue
+      const match = route.segments.every((s, i) => (s.startsWith(':') ? segments[i] !== '' : s === segments[i]))
+      if (match) for (const method of route.methods) allowed.add(method)
+    }
+    return [...allowed].sort()
   }
-  if (isDatabaseUnavailable(error)) return { statusCode: 503, message: 'Database unavailable' }
-  // Domain errors (src/errors.ts) carry their status, and Retry-After where it applies.
-  const statusCode = error.statusCode ?? 500
-  const retryAfter = (error as { retryAfter?: unknown }).retryAfter
-  const retry = typeof retryAfter === 'number' ? { retryAfter } : {}
-  if (statusCode >= 400 && statusCode < 500) {
-    return { statusCode, message: error.message, code: error.code?.startsWith('FST_') ? error.code : undefined, ...retry }
-  }
-  if (statusCode === 503) return { statusCode, message: error.message, ...retry }
-  return { statusCode: 500, message: 'Internal Server Error' }
 }
 
 /**
- * HTTP rules shared by every route: JSON parsing, security headers, the one error handler
- * and the 404 handler.
+ * HTTP rules shared by every route: JSON parsing, security headers, the one error handler,
+ * 404 for unknown paths and 405 (with Allow) for a known path called with another method.
  */
 export default fp(async function http (fastify) {
   // The default JSON parser (prototype-poisoning protection included), except that an empty
@@ -67,12 +51,9 @@ export default fp(async function http (fastify) {
     parseJson(request, body as string, done)
   })
 
-  // Set up front (a sync onRequest hook is cheaper than onSend) and kept on every answer,
-  // errors included. Every answer is user-specific or carries tokens: never cache it.
+  // Set up front (a sync onRequest hook is cheaper than onSend) and kept on every answer, errors included.
   fastify.addHook('onRequest', function (request, reply, done) {
-    reply.header('x-content-type-options', 'nosniff')
-    if (request.url.startsWith('/docs')) reply.header('x-frame-options', 'DENY') // the docs may be cached
-    else reply.header('cache-control', 'no-store')
+    setCommonHeaders(reply, request.url)
     done()
   })
 
@@ -84,7 +65,19 @@ export default fp(async function http (fastify) {
     return reply.status(statusCode).send(errorBody(statusCode, message, code))
   })
 
+  // Every route registered from here on (the routes/ folder) is known to the 405 answer.
+  const allowed = new AllowedMethods()
+  fastify.addHook('onRoute', (route) => { allowed.add(route.url, route.method) })
+
   fastify.setNotFoundHandler(function (request, reply) {
-    return reply.status(404).send(errorBody(404, `Route ${request.method} ${request.url.split('?')[0]} not found`))
+    const path = request.url.split('?')[0]
+    const methods = allowed.of(path)
+    if (methods.length > 0) {
+      reply.header('allow', methods.join(', '))
+      const message = `Method ${request.method} is not allowed on ${path}; it takes ${methods.join(', ')}`
+      return reply.status(405).send(errorBody(405, message))
+    }
+    const message = `Route ${request.method} ${path} not found; the API is described at /docs`
+    return reply.status(404).send(errorBody(404, message))
   })
 }, { name: 'http' })

@@ -1,9 +1,12 @@
 import fp from 'fastify-plugin'
 
+/** rows deleted, per table */
+export interface Pruned { sessions: number, revokedTokens: number, revocationLog: number, auditEvents: number }
+
 declare module 'fastify' {
   interface FastifyInstance {
     /** Deletes rows that can no longer matter; runs at start and every 10 minutes. */
-    pruneExpired (now?: number): Promise<{ sessions: number, revokedTokens: number, revocationLog: number, auditEvents: number }>
+    pruneExpired (now?: number): Promise<Pruned>
   }
 }
 
@@ -19,7 +22,8 @@ export default fp(async function maintenance (fastify) {
     const { revokedTokens, log: revocationLog } = await fastify.revocationsRepository.prune(now)
     const auditEvents = await fastify.auditRepository.prune(now - auditRetentionMs)
     if (sessions + revokedTokens + revocationLog + auditEvents > 0) {
-      fastify.log.info({ event: 'maintenance.pruned', sessions, revokedTokens, revocationLog, auditEvents }, 'expired rows pruned')
+      const counts = { sessions, revokedTokens, revocationLog, auditEvents }
+      fastify.log.info({ event: 'maintenance.pruned', ...counts }, 'expired rows pruned')
     }
     return { sessions, revokedTokens, revocationLog, auditEvents }
   })
@@ -28,4 +32,7 @@ export default fp(async function maintenance (fastify) {
   const timer = setInterval(run, EVERY_MS).unref()
   fastify.addHook('onReady', async () => { run() })
   fastify.addHook('onClose', async () => { clearInterval(timer) })
-}, { name: 'maintenance', dependencies: ['config', 'sessions-repository', 'revocations-repository', 'audit-repository'] })
+}, {
+  name: 'maintenance',
+  dependencies: ['config', 'sessions-repository', 'revocations-repository', 'audit-repository']
+})

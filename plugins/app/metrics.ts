@@ -4,7 +4,8 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Counter, Histogram } from 'prom-client'
 import { createMetrics, METRICS_REQUEST, type ServiceMetrics } from '../../src/metrics'
-import { errorBody, isDatabaseUnavailable } from './http'
+import { errorBody } from '../../src/http-errors'
+import { isDatabaseUnavailable } from '../../src/db/errors'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,7 +19,10 @@ declare module 'fastify' {
 function fromPrimary (): Promise<string> {
   return new Promise((resolve, reject) => {
     const id = randomUUID()
-    const timer = setTimeout(() => { process.off('message', onReply); reject(new Error('metrics: the primary did not answer')) }, 5000)
+    const timer = setTimeout(() => {
+      process.off('message', onReply)
+      reject(new Error('metrics: the primary did not answer'))
+    }, 5000)
     const onReply = (msg: { type?: string, id?: string, text?: string, error?: string }) => {
       if (msg?.type !== METRICS_REQUEST || msg.id !== id) return
       clearTimeout(timer)
@@ -57,7 +61,8 @@ export default fp(async function metrics (fastify) {
 
   // One child per method, route pattern and status, found with one Map look-up: bumping it
   // costs a bucket search, not a label hash (measured in bench/README.md).
-  const children = new Map<string, { duration: ReturnType<Histogram['labels']>, count: ReturnType<Counter['labels']> }>()
+  type Children = { duration: ReturnType<Histogram['labels']>, count: ReturnType<Counter['labels']> }
+  const children = new Map<string, Children>()
   fastify.addHook('onResponse', function (request, reply, done) {
     // unmatched URLs share one label, so a scan of random paths cannot grow the series
     const route = request.routeOptions.url ?? 'unmatched'

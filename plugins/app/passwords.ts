@@ -41,7 +41,11 @@ export interface PasswordsOptions {
   metrics?: ServiceMetrics
 }
 
-export function createPasswords (cost: number, dummyHash: string, { engine = libuvBcrypt, log, metrics }: PasswordsOptions = {}): Passwords {
+export function createPasswords (
+  cost: number,
+  dummyHash: string,
+  { engine = libuvBcrypt, log, metrics }: PasswordsOptions = {}
+): Passwords {
   // One line per dropped job: the work a flood of impatient clients did not cost.
   const noteFailure = (op: 'hash' | 'verify') => (err: unknown): never => {
     if (err instanceof ClientGoneError) {
@@ -84,5 +88,6 @@ export default fp(async function passwords (fastify) {
   // first measure of a job's duration (which load shedding needs) in the background.
   const dummyHash = await bcrypt.hash(randomBytes(16).toString('base64'), fastify.config.bcryptCost)
   pool.compare(randomBytes(16).toString('base64'), dummyHash).catch(() => {})
-  fastify.decorate('passwords', createPasswords(fastify.config.bcryptCost, dummyHash, { engine: pool, log: fastify.log, metrics: fastify.metrics }))
+  const options = { engine: pool, log: fastify.log, metrics: fastify.metrics }
+  fastify.decorate('passwords', createPasswords(fastify.config.bcryptCost, dummyHash, options))
 }, { name: 'passwords', dependencies: ['config', 'metrics'] })

@@ -25,7 +25,12 @@ function subscriberFor (redis: Redis): Redis {
 export default fp(async function revocationStore (fastify) {
   const log = fastify.revocationsRepository
   const store = fastify.hasDecorator('redis')
-    ? createRedisStore(fastify.redis, { prefix: fastify.config.redisPrefix, log, logger: fastify.log, subscriber: subscriberFor(fastify.redis) })
+    ? createRedisStore(fastify.redis, {
+      prefix: fastify.config.redisPrefix,
+      log,
+      logger: fastify.log,
+      subscriber: subscriberFor(fastify.redis)
+    })
     : createMemoryStore(log)
   await store.rebuild()
 

@@ -14,5 +14,6 @@ declare module 'fastify' {
 /** The dialect's repository: src/db/<dialect>/revocations-repository.ts. */
 export default fp(async function revocationsRepository (fastify) {
   const { db } = fastify
-  fastify.decorate('revocationsRepository', db.kind === 'postgres' ? postgresRevocationsRepository(db) : sqliteRevocationsRepository(db))
+  const repository = db.kind === 'postgres' ? postgresRevocationsRepository(db) : sqliteRevocationsRepository(db)
+  fastify.decorate('revocationsRepository', repository)
 }, { name: 'revocations-repository', dependencies: ['db'] })

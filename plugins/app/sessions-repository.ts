@@ -14,5 +14,6 @@ declare module 'fastify' {
 /** The dialect's repository: src/db/<dialect>/sessions-repository.ts. */
 export default fp(async function sessionsRepository (fastify) {
   const { db } = fastify
-  fastify.decorate('sessionsRepository', db.kind === 'postgres' ? postgresSessionsRepository(db) : sqliteSessionsRepository(db))
+  const repository = db.kind === 'postgres' ? postgresSessionsRepository(db) : sqliteSessionsRepository(db)
+  fastify.decorate('sessionsRepository', repository)
 }, { name: 'sessions-repository', dependencies: ['db'] })

@@ -59,7 +59,9 @@ export default fp(async function sessions (fastify) {
     const iat = Math.floor(now / 1000)
     return { iat, expMs: (iat + accessTokenTtl) * 1000 }
   }
-  const pair = (userId: string, sessionId: string, iat: number, refreshToken: string, expiresAt: number, now: number): TokenPair => ({
+  const pair = (
+    userId: string, sessionId: string, iat: number, refreshToken: string, expiresAt: number, now: number
+  ): TokenPair => ({
     access_token: tokens.signAccessToken(userId, sessionId, iat).token,
     token_type: 'Bearer',
     expires_in: accessTokenTtl,
@@ -74,7 +76,8 @@ export default fp(async function sessions (fastify) {
       const expiresAt = now + refreshTokenTtl * 1000
       const { iat, expMs } = issueTime(now)
       const refresh = tokens.newRefreshToken()
-      const created = await repo.create({ id, userId, credentialVersion, now, expiresAt, accessExpiresAt: expMs }, refresh.hash)
+      const session = { id, userId, credentialVersion, now, expiresAt, accessExpiresAt: expMs }
+      const created = await repo.create(session, refresh.hash)
       return created ? { ...pair(userId, id, iat, refresh.token, expiresAt, now), sessionId: id } : null
     },
 
@@ -92,7 +95,8 @@ export default fp(async function sessions (fastify) {
         const revoked = await repo.revoke(result.sessionId, 'refresh_reuse', now)
         metrics.revocations.inc({ cause: 'refresh_reuse' }, revoked.count)
         // Recorded once committed, before the publish: a publish that fails (503) does not undo it.
-        await fastify.audit.record({ event: 'refresh.reuse', userId: result.userId, sessionId: result.sessionId, sessionsRevoked: revoked.count }, ctx)
+        const { userId, sessionId } = result
+        await fastify.audit.record({ event: 'refresh.reuse', userId, sessionId, sessionsRevoked: revoked.count }, ctx)
         await store.revoke(revoked.entries)
         return null
       }
@@ -103,7 +107,9 @@ export default fp(async function sessions (fastify) {
       await store.ping() // 503 before anything is written, when the store is down
       const now = Date.now()
       const { iat, expMs } = issueTime(now)
-      const consumed = await repo.renew({ jti: claims.jti, sessionId: claims.sid, tokenExpiresAt: claims.exp * 1000, accessExpiresAt: expMs, now })
+      const consumed = await repo.renew({
+        jti: claims.jti, sessionId: claims.sid, tokenExpiresAt: claims.exp * 1000, accessExpiresAt: expMs, now
+      })
       if (consumed === null) throw new InvalidTokenError('Invalid or expired token')
       const fresh = tokens.signAccessToken(claims.sub, claims.sid, iat)
       metrics.revocations.inc({ cause: 'renewal' })
@@ -141,4 +147,9 @@ export default fp(async function sessions (fastify) {
   }
 
   fastify.decorate('sessions', service)
-}, { name: 'sessions', dependencies: ['config', 'tokens', 'sessions-repository', 'revocations-repository', 'revocation-store', 'metrics', 'audit'] })
+}, {
+  name: 'sessions',
+  dependencies: [
+    'config', 'tokens', 'sessions-repository', 'revocations-repository', 'revocation-store', 'metrics', 'audit'
+  ]
+})

@@ -2,14 +2,9 @@ import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from
 import fp from 'fastify-plugin'
 import { importJWK, jwtVerify, type CryptoKey, type KeyObject } from 'jose'
 import type { AsymmetricAlg, PublicJwk } from '../../src/signing-keys'
+import type { AccessClaims } from '../../src/schemas/tokens'
 
-export interface AccessClaims {
-  sub: string
-  sid: string
-  jti: string
-  iat: number
-  exp: number
-}
+export type { AccessClaims }
 
 export interface SignedAccessToken {
   token: string
@@ -40,7 +35,8 @@ export const ACCESS_TOKEN_TYP = 'at+jwt'
  * `kid`/`jwk`/`jku`/`x5u`/`x5c`, `crit`, a missing or wrong `typ`, or any other encoding of
  * the same JSON are all refused by one comparison, before any key is touched.
  */
-export const ACCESS_TOKEN_HEADER = Buffer.from(JSON.stringify({ alg: 'HS256', typ: ACCESS_TOKEN_TYP })).toString('base64url')
+export const ACCESS_TOKEN_HEADER = Buffer.from(JSON.stringify({ alg: 'HS256', typ: ACCESS_TOKEN_TYP }))
+  .toString('base64url')
 const HEADER_PREFIX = ACCESS_TOKEN_HEADER + '.'
 const SIGNATURE_LENGTH = 43 // base64url of 32 bytes, no padding
 const MAX_TOKEN_LENGTH = 4096
@@ -60,7 +56,9 @@ type VerifiedClaims = AccessClaims & { nbf?: number }
  * sub/sid/jti, integer iat/exp, exactly our iss and aud (an array, even one that contains
  * ours, is refused), not expired, and no nbf in the future.
  */
-function claimsOf (payload: unknown, issuer: string, audience: string, t: number): VerifiedClaims | 'malformed' | 'expired' {
+function claimsOf (
+  payload: unknown, issuer: string, audience: string, t: number
+): VerifiedClaims | 'malformed' | 'expired' {
   if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return 'malformed'
   const p = payload as Record<string, unknown>
   if (!isId(p.sub) || !isId(p.sid) || !isId(p.jti) || !isInt(p.iat) || !isInt(p.exp)) return 'malformed'
@@ -79,7 +77,8 @@ function claimsOf (payload: unknown, issuer: string, audience: string, t: number
 export function createHs256Signer (opts: { secret: Buffer, issuer: string, audience: string, ttl: number }) {
   const { secret, issuer, audience, ttl } = opts
   return function signHs256 (claims: { sub: string, sid: string, jti: string, iat: number }): string {
-    const payload = { sub: claims.sub, sid: claims.sid, jti: claims.jti, iat: claims.iat, exp: claims.iat + ttl, iss: issuer, aud: audience }
+    const { sub, sid, jti, iat } = claims
+    const payload = { sub, sid, jti, iat, exp: iat + ttl, iss: issuer, aud: audience }
     const input = HEADER_PREFIX + Buffer.from(JSON.stringify(payload)).toString('base64url')
     return input + '.' + createHmac('sha256', secret).update(input).digest('base64url')
   }
@@ -109,7 +108,9 @@ export function createAccessTokenVerifier (opts: VerifierOptions): (token: strin
     const hit = verified.get(token)
     if (hit !== undefined) {
       const t = now()
-      if (hit.exp > t && (hit.nbf === undefined || hit.nbf <= t)) return { sub: hit.sub, sid: hit.sid, jti: hit.jti, iat: hit.iat, exp: hit.exp }
+      if (hit.exp > t && (hit.nbf === undefined || hit.nbf <= t)) {
+        return { sub: hit.sub, sid: hit.sid, jti: hit.jti, iat: hit.iat, exp: hit.exp }
+      }
       verified.delete(token)
       onReject('expired')
       return null
@@ -160,7 +161,9 @@ export interface VerificationKey {
 }
 
 /** The published keys, imported by jose: the service verifies with exactly what it publishes. */
-export async function importVerificationKeys (alg: AsymmetricAlg, jwks: readonly PublicJwk[]): Promise<VerificationKey[]> {
+export async function importVerificationKeys (
+  alg: AsymmetricAlg, jwks: readonly PublicJwk[]
+): Promise<VerificationKey[]> {
   return Promise.all(jwks.map(async (jwk) => ({
     kid: jwk.kid,
     key: await importJWK({ ...jwk }, alg) as CryptoKey,
@@ -195,7 +198,9 @@ const canonical = (segment: string) => Buffer.from(segment, 'base64url').toStrin
  * with our public key, another curve, `jwk`/`jku`/`x5u`/`x5c`, `crit`, an unknown or missing
  * kid are all refused here), and a signature of that key's length. Then claimsOf, as for HS256.
  */
-export function createAsymmetricAccessTokenVerifier (opts: AsymmetricVerifierOptions): (token: string) => AccessClaims | null | Promise<AccessClaims | null> {
+export function createAsymmetricAccessTokenVerifier (
+  opts: AsymmetricVerifierOptions
+): (token: string) => AccessClaims | null | Promise<AccessClaims | null> {
   const { alg, issuer, audience } = opts
   const now = opts.now ?? (() => Math.floor(Date.now() / 1000))
   const byKid = new Map(opts.keys.map((k) => [k.kid, k]))
@@ -203,7 +208,8 @@ export function createAsymmetricAccessTokenVerifier (opts: AsymmetricVerifierOpt
   const verified = new Map<string, VerifiedClaims>()
   // Requests that arrive together with the same new token share one verification.
   const pending = new Map<string, Promise<VerifiedClaims | null>>()
-  const copy = (c: VerifiedClaims | null): AccessClaims | null => (c === null ? null : { sub: c.sub, sid: c.sid, jti: c.jti, iat: c.iat, exp: c.exp })
+  const copy = (c: VerifiedClaims | null): AccessClaims | null =>
+    (c === null ? null : { sub: c.sub, sid: c.sid, jti: c.jti, iat: c.iat, exp: c.exp })
   const onReject = opts.onReject ?? (() => {})
 
   return function verifyAccessToken (token) {
@@ -252,7 +258,9 @@ export function createAsymmetricAccessTokenVerifier (opts: AsymmetricVerifierOpt
     if (header === null || typeof header !== 'object' || Array.isArray(header)) return 'malformed'
     const h = header as Record<string, unknown>
     // another algorithm, key or header member: not signed by one of our keys
-    if (Object.keys(h).length !== 3 || h.alg !== alg || h.typ !== ACCESS_TOKEN_TYP || typeof h.kid !== 'string') return 'bad_signature'
+    if (Object.keys(h).length !== 3 || h.alg !== alg || h.typ !== ACCESS_TOKEN_TYP || typeof h.kid !== 'string') {
+      return 'bad_signature'
+    }
     const key = byKid.get(h.kid)
     if (key === undefined) return 'bad_signature'
     const signature = token.slice(dot2 + 1)
@@ -278,7 +286,10 @@ export function createAsymmetricAccessTokenVerifier (opts: AsymmetricVerifierOpt
     } catch (err) {
       // whatever jose refuses is a 401, never a 5xx
       const code = (err as { code?: string }).code
-      onReject(code === 'ERR_JWT_EXPIRED' ? 'expired' : code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' ? 'bad_signature' : 'malformed')
+      const why = code === 'ERR_JWT_EXPIRED'
+        ? 'expired'
+        : code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' ? 'bad_signature' : 'malformed'
+      onReject(why)
       return null
     }
   }
@@ -330,15 +341,19 @@ export default fp(async function tokens (fastify) {
     // header, iss/aud, exp = iat + TTL. Every key of the file verifies.
     sign = (claims) => fastify.jwt.sign(claims)
     const published = jwt.keys.map((k) => Object.freeze({ ...k.publicJwk }))
-    verifyAccessToken = createAsymmetricAccessTokenVerifier({ alg: jwt.alg, keys: await importVerificationKeys(jwt.alg, published), issuer, audience, onReject })
+    const keys = await importVerificationKeys(jwt.alg, published)
+    verifyAccessToken = createAsymmetricAccessTokenVerifier({ alg: jwt.alg, keys, issuer, audience, onReject })
     jwks = Object.freeze({ keys: Object.freeze(published) as PublicJwk[] })
   }
 
   // The signer and the verifier are separate code (and, for EdDSA/ES256/RS256, separate
   // libraries): a token one makes that the other refuses stops the service here, at start,
   // instead of answering 401 to every client.
-  const probe = sign({ sub: 'start-up-check', sid: randomUUID(), jti: randomUUID(), iat: Math.floor(Date.now() / 1000) })
-  if (await verifyAccessToken(probe) === null) throw new Error(`access tokens signed with ${jwt.alg} fail this service's own verification`)
+  const now = Math.floor(Date.now() / 1000)
+  const probe = sign({ sub: 'start-up-check', sid: randomUUID(), jti: randomUUID(), iat: now })
+  if (await verifyAccessToken(probe) === null) {
+    throw new Error(`access tokens signed with ${jwt.alg} fail this service's own verification`)
+  }
 
   fastify.decorate('tokens', {
     signAccessToken (sub, sid, iat = Math.floor(Date.now() / 1000)) {

@@ -7,8 +7,9 @@ import type { FastifyInstance } from 'fastify'
  * RS256) with the first key of JWT_KEYS_FILE, its `kid` in the header, `typ: at+jwt`, our
  * `iss`/`aud`. HS256 tokens are signed by plugins/app/tokens.ts itself, over the header
  * constant its verifier requires (see there why); the plugin then holds the HS256 key but
- * signs nothing. Its verifier is configured just as strictly (pinned algorithm, issuer,
- * audience, required claims, no cache), but the service verifies with plugins/app/tokens.ts.
+ * signs nothing. It verifies nothing either: every token is verified by plugins/app/tokens.ts
+ * (HS256 on node:crypto, the others with jose), so no `verify` options are given here and
+ * request.jwtVerify() is not used anywhere.
  */
 export const autoConfig = (fastify: FastifyInstance): FastifyJWTOptions => {
   const { jwt: cfg, accessTokenTtl } = fastify.config
@@ -16,7 +17,10 @@ export const autoConfig = (fastify: FastifyInstance): FastifyJWTOptions => {
   return {
     secret: signer === undefined
       ? cfg.secret
-      : { private: signer.privateKeyPem, public: createPublicKey(signer.privateKeyPem).export({ format: 'pem', type: 'spki' }) as string },
+      : {
+          private: signer.privateKeyPem,
+          public: createPublicKey(signer.privateKeyPem).export({ format: 'pem', type: 'spki' }) as string
+        },
     decoratorName: 'jwtPayload',
     sign: {
       algorithm: cfg.alg,
@@ -26,13 +30,6 @@ export const autoConfig = (fastify: FastifyInstance): FastifyJWTOptions => {
       expiresIn: `${accessTokenTtl}s`,
       // fast-jwt writes `typ` into the header
       ...({ typ: 'at+jwt' } as object)
-    },
-    verify: {
-      algorithms: [cfg.alg],
-      allowedIss: cfg.issuer,
-      allowedAud: cfg.audience,
-      requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp', 'iss', 'aud'],
-      cache: false
     }
   }
 }

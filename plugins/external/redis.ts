@@ -24,7 +24,8 @@ export default fp(async function redisConnection (fastify) {
   client.on('error', (err: NodeJS.ErrnoException) => {
     if (!healthy) return
     healthy = false
-    fastify.log.error({ code: err.code, msg: err.message }, 'redis connection lost; protected routes answer 503 until it is back')
+    const message = 'redis connection lost; protected routes answer 503 until it is back'
+    fastify.log.error({ code: err.code, msg: err.message }, message)
   })
   client.on('ready', () => {
     if (!healthy) fastify.log.info('redis connection restored')

@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { BODY_ERRORS, errors } from '../../src/schemas/common'
+import { errorResponse, errors } from '../../src/schemas/common'
 import { LoginCredentials } from '../../src/schemas/users'
 import { TokenPair } from '../../src/schemas/tokens'
 import { requestContext } from '../../src/request-context'
+import { InvalidCredentialsError } from '../../src/errors'
 
 const login: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/login', {
@@ -12,13 +13,23 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['auth'],
       summary: 'Log in: start a session and get a token pair',
       description: 'An unknown username and a wrong password get the same 401, after the same work.',
-      body: LoginCredentials,
-      response: { 200: Type.Ref(TokenPair), ...errors(...BODY_ERRORS, 401, 429, 503) }
+      body: Type.Ref(LoginCredentials),
+      response: {
+        200: Type.Ref(TokenPair, { description: 'A new session: its access token and refresh token' }),
+        401: errorResponse(401, 'Wrong username or password (the same answer for both)',
+          'Invalid username or password'),
+        400: errorResponse(400, 'The body is not an object of two non-empty strings, username and password',
+          'username is required', 'FST_ERR_VALIDATION'),
+        503: errorResponse(503, 'Password hashing is overloaded (with Retry-After), or the database is unavailable; ' +
+          'nothing was changed', 'Server busy: too many logins at once; try again shortly'),
+        ...errors(413, 415, 429)
+      }
     }
     // throttled by fastify.rateLimits (inside accounts): see plugins/app/rate-limits.ts
   }, async (request, reply) => {
-    const login = await fastify.accounts.login(request.body.username, request.body.password, requestContext(request, reply))
-    if (login === null) return reply.unauthorized('Invalid username or password')
+    const { username, password } = request.body
+    const login = await fastify.accounts.login(username, password, requestContext(request, reply))
+    if (login === null) throw new InvalidCredentialsError()
     return login.tokens
   })
 }

@@ -2,15 +2,13 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BearerSecurity } from '../../src/schemas/common'
 import { LoginCredentials } from '../../src/schemas/users'
-import { bearerToken } from '../../plugins/app/authenticate'
-import { commonErrors, compatRoute, demoClaims, MessageError, seedErrorHandler } from './shared'
-import { InvalidTokenError } from '../../src/errors'
+import { AccessToken, JWT_EXAMPLE } from '../../src/schemas/tokens'
+import { CompatTokenInput } from '../../src/schemas/compat'
+import { bearerToken } from '../../src/bearer'
+import { commonErrors, compatRoute, demoClaims, messageErrors, seedErrorHandler } from './shared'
 import { requestContext } from '../../src/request-context'
 
-// `{token}` in the body, or no body at all when the token comes as a bearer token.
-const TokenInput = Type.Object({
-  token: Type.Optional(Type.String({ maxLength: 8192, description: 'an access token; when absent, Authorization: Bearer is read' }))
-}, { additionalProperties: false, nullable: true })
+const INVALID = 'Invalid or expired token'
 
 /**
  * Seed 000, "Flask JWT Authentication API Demo": /authenticate_user, /validate_token and
@@ -26,14 +24,21 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
       ...compatRoute,
       operationId: 'compatDemoAuthenticateUser',
       summary: 'Log in (seed 000): a new session\'s access token; use POST /auth/login',
-      description: '`token` and `access_token` are the same token. An unknown username and a wrong password get the same 401 (the seed\'s 404 for unknown users told who has an account).',
-      body: LoginCredentials,
+      description: '`token` and `access_token` are the same token. An unknown username and a wrong password get ' +
+        'the same 401 (the seed\'s 404 for unknown users told who has an account).',
+      body: Type.Ref(LoginCredentials),
       response: {
-        200: Type.Object({ token: Type.String(), access_token: Type.String() }),
-        400: MessageError,
-        401: Type.Object({ error: Type.Literal('Invalid credentials') }),
-        429: MessageError,
-        503: MessageError,
+        200: Type.Object({ token: AccessToken, access_token: AccessToken }, {
+          description: 'Logged in: one token under two names'
+        }),
+        401: Type.Object({ error: Type.Literal('Invalid credentials') }, {
+          description: 'Wrong username or password (the same answer for both)'
+        }),
+        ...messageErrors({
+          400: 'username is required',
+          429: 'Too many attempts; try again later',
+          503: 'Server busy: too many logins at once; try again shortly'
+        }),
         ...commonErrors(413, 415)
       }
     }
@@ -50,20 +55,22 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
       ...compatRoute,
       operationId: 'compatDemoValidateToken',
       summary: 'Check a token and renew it (seed 000); use POST /auth/introspect',
-      description: 'The token comes from the body, else from Authorization: Bearer. A valid token is revoked and a fresh one of the same session is returned: replaying the old one gets 401.',
+      description: 'The token comes from the body, else from Authorization: Bearer. A valid token is revoked and a ' +
+        'fresh one of the same session is returned: replaying the old one gets 401.',
       security: BearerSecurity,
-      body: TokenInput,
+      body: Type.Ref(CompatTokenInput),
+      'x-optional-body': true,
       response: {
-        200: Type.Object({ message: Type.Literal('Token is valid'), token: Type.String() }),
-        400: MessageError,
-        401: MessageError,
-        503: MessageError,
+        200: Type.Object({
+          message: Type.Literal('Token is valid'),
+          token: Type.String({ description: 'the renewed token; the one sent is now revoked', examples: [JWT_EXAMPLE] })
+        }, { description: 'The token was valid: here is its renewal' }),
+        ...messageErrors({ 400: 'token must be a string', 401: INVALID, 503: 'Revocation store unavailable' }),
         ...commonErrors(413, 415)
       }
     }
   }, async (request) => {
-    const claims = await demoClaims(fastify, request.body?.token ?? bearerToken(request))
-    if (await fastify.usersRepository.findProfile(claims.sub) === undefined) throw new InvalidTokenError()
+    const { claims } = await demoClaims(fastify, request.body?.token ?? bearerToken(request))
     const fresh = await sessions.renewAccessToken(claims)
     return { message: 'Token is valid' as const, token: fresh.token }
   })
@@ -75,17 +82,18 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Log out (seed 000): the token\'s whole session is revoked; use POST /auth/logout',
       description: 'The token comes from the body, else from Authorization: Bearer.',
       security: BearerSecurity,
-      body: TokenInput,
+      body: Type.Ref(CompatTokenInput),
+      'x-optional-body': true,
       response: {
-        200: Type.Object({ message: Type.Literal('Logged out successfully') }),
-        400: MessageError,
-        401: MessageError,
-        503: MessageError,
+        200: Type.Object({ message: Type.Literal('Logged out successfully') }, {
+          description: 'The session is revoked'
+        }),
+        ...messageErrors({ 400: 'token must be a string', 401: INVALID, 503: 'Revocation store unavailable' }),
         ...commonErrors(413, 415)
       }
     }
   }, async (request) => {
-    const { sub, sid } = await demoClaims(fastify, request.body?.token ?? bearerToken(request))
+    const { claims: { sub, sid } } = await demoClaims(fastify, request.body?.token ?? bearerToken(request))
     await sessions.revoke(sid, 'logout')
     await fastify.audit.record({ event: 'logout', userId: sub, sessionId: sid }, requestContext(request))
     return { message: 'Logged out successfully' as const }

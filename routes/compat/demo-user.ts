@@ -1,14 +1,20 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { BearerSecurity } from '../../src/schemas/common'
-import { Credentials, Password, Username } from '../../src/schemas/users'
-import { bearerToken } from '../../plugins/app/authenticate'
-import { commonErrors, compatRoute, demoClaims, MessageError, seedErrorHandler } from './shared'
+import { BearerSecurity, Uuid } from '../../src/schemas/common'
+import { Credentials, UserPatch } from '../../src/schemas/users'
+import { JWT_EXAMPLE } from '../../src/schemas/tokens'
+import { bearerToken } from '../../src/bearer'
+import { commonErrors, compatRoute, demoClaims, messageErrors, seedErrorHandler } from './shared'
 import { InvalidTokenError } from '../../src/errors'
 import { requestContext } from '../../src/request-context'
 
-const Renewed = (message: string) => Type.Object({ message: Type.Literal(message), token: Type.String({ description: 'the renewed token; the one sent is now revoked' }) })
+const INVALID = 'Invalid or expired token'
+
+const Renewed = (message: string, description: string) => Type.Object({
+  message: Type.Literal(message),
+  token: Type.String({ description: 'the renewed token; the one sent is now revoked', examples: [JWT_EXAMPLE] })
+}, { description })
 
 /**
  * Seed 000, "Flask JWT Authentication API Demo": user CRUD on /user. GET and PUT renew the
@@ -18,19 +24,34 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
   const { accounts, sessions } = fastify
   fastify.setErrorHandler(seedErrorHandler('message'))
 
-  // The seed's own check and messages ("Token is missing" / "Invalid or expired token").
+  // The seed's own check and messages ("Token is missing" / "Invalid or expired token"),
+  // on request: the token is checked before the body is read.
   const requireToken = async (request: FastifyRequest) => {
-    request.auth = await demoClaims(fastify, bearerToken(request))
+    const { claims, profile } = await demoClaims(fastify, bearerToken(request))
+    request.auth = claims
+    request.profile = profile
   }
-  const gone = () => new InvalidTokenError('Invalid or expired token')
+  // The user was deleted after its token was checked.
+  const gone = () => new InvalidTokenError(INVALID)
 
   fastify.post('/user', {
     schema: {
       ...compatRoute,
       operationId: 'compatDemoCreateUser',
       summary: 'Create an account (seed 000); use POST /auth/register',
-      body: Credentials,
-      response: { 201: Type.Object({ message: Type.Literal('User created successfully') }), 400: MessageError, 409: MessageError, 429: MessageError, 503: MessageError, ...commonErrors(413, 415) }
+      body: Type.Ref(Credentials),
+      response: {
+        201: Type.Object({ message: Type.Literal('User created successfully') }, {
+          description: 'The account is created'
+        }),
+        ...messageErrors({
+          400: 'Password is too common; choose another',
+          409: 'Username is already taken',
+          429: 'Too many attempts; try again later',
+          503: 'Server busy: too many logins at once; try again shortly'
+        }),
+        ...commonErrors(413, 415)
+      }
     }
     // throttled like POST /auth/register (inside accounts, by client IP)
   }, async (request, reply) => {
@@ -47,17 +68,17 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
       description: '`id` is the user\'s UUID (the seed had an integer).',
       security: BearerSecurity,
       response: {
-        200: Type.Object({ user: Type.Object({ id: Type.String({ format: 'uuid' }), username: Type.String() }), token: Type.String() }),
-        401: MessageError,
-        503: MessageError
+        200: Type.Object({
+          user: Type.Object({ id: Uuid(), username: Type.String({ examples: ['alice'] }) }),
+          token: Type.String({ description: 'the renewed token; the one sent is now revoked', examples: [JWT_EXAMPLE] })
+        }, { description: 'The user, and the renewed token' }),
+        ...messageErrors({ 401: 'Token is missing', 503: 'Revocation store unavailable' })
       }
     }
   }, async (request) => {
-    const claims = request.auth!
-    const user = await fastify.usersRepository.findProfile(claims.sub)
-    if (user === undefined) throw gone()
-    const fresh = await sessions.renewAccessToken(claims)
-    return { user: { id: user.id, username: user.username }, token: fresh.token }
+    const { id, username } = request.profile!
+    const fresh = await sessions.renewAccessToken(request.auth!)
+    return { user: { id, username }, token: fresh.token }
   })
 
   fastify.put('/user', {
@@ -66,28 +87,28 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
       ...compatRoute,
       operationId: 'compatDemoUpdateUser',
       summary: 'Change the username and/or password, and renew the token (seed 000); use PATCH /users/me',
-      description: 'A rename works as in the seed. Unlike the seed, a password change also needs current_password (400 without it, 403 when it is wrong; nothing changes either way), so a stolen access token cannot take the account over. A password change revokes every other session of the user.',
+      description: 'A rename works as in the seed. Unlike the seed, a password change also needs current_password ' +
+        '(400 without it, 403 when it is wrong; nothing changes either way), so a stolen access token cannot take ' +
+        'the account over. A password change revokes every other session of the user.',
       security: BearerSecurity,
-      body: Type.Object({
-        username: Type.Optional(Username),
-        password: Type.Optional(Password),
-        current_password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'required with password' }))
-      }, { additionalProperties: false, minProperties: 1 }),
+      body: Type.Ref(UserPatch),
       response: {
-        200: Renewed('User updated successfully'),
-        400: MessageError,
-        401: MessageError,
-        403: MessageError,
-        409: MessageError,
-        503: MessageError,
+        200: Renewed('User updated successfully', 'The user is changed; here is the renewed token'),
+        ...messageErrors({
+          400: 'current_password is required to change the password',
+          401: INVALID,
+          403: 'current_password is wrong',
+          409: 'Username is already taken',
+          503: 'Revocation store unavailable'
+        }),
         ...commonErrors(413, 415)
       }
     }
   }, async (request, reply) => {
     const claims = request.auth!
     const { username, password, current_password: currentPassword } = request.body
-    if (username === undefined && password === undefined) throw fastify.httpErrors.badRequest('Nothing to change: give username and/or password')
-    const user = await accounts.update(claims.sub, claims.sid, { username, password, currentPassword }, requestContext(request, reply))
+    const change = { username, password, currentPassword }
+    const user = await accounts.update(claims.sub, claims.sid, change, requestContext(request, reply))
     if (user === undefined) throw gone()
     const fresh = await sessions.renewAccessToken(claims)
     return { message: 'User updated successfully' as const, token: fresh.token }
@@ -100,7 +121,13 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'compatDemoDeleteUser',
       summary: 'Delete the account; every token of it stops working (seed 000); use DELETE /users/me',
       security: BearerSecurity,
-      response: { 200: Type.Object({ message: Type.Literal('User deleted successfully') }), 401: MessageError, 503: MessageError, ...commonErrors(413, 415) }
+      response: {
+        200: Type.Object({ message: Type.Literal('User deleted successfully') }, {
+          description: 'The account and every token of it are gone'
+        }),
+        ...messageErrors({ 401: INVALID, 503: 'Revocation store unavailable' }),
+        ...commonErrors(413, 415)
+      }
     }
   }, async (request, reply) => {
     if (!(await accounts.remove(request.auth!.sub, requestContext(request, reply)))) throw gone()

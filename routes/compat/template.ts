@@ -2,11 +2,13 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BearerSecurity } from '../../src/schemas/common'
 import { Credentials, LoginCredentials } from '../../src/schemas/users'
-import { commonErrors, compatRoute, MsgError, seedErrorHandler } from './shared'
-import { InvalidTokenError } from '../../src/errors'
+import { AccessToken, REFRESH_EXAMPLE } from '../../src/schemas/tokens'
+import { InvalidCredentialsError } from '../../src/errors'
+import { commonErrors, compatRoute, msgErrors, seedErrorHandler } from './shared'
 import { requestContext } from '../../src/request-context'
 
-const Msg = (text: string) => Type.Object({ msg: Type.Literal(text) })
+const Msg = (text: string, description: string) => Type.Object({ msg: Type.Literal(text) }, { description })
+const INVALID = 'Invalid or expired token'
 
 /**
  * Seed 001, "Flask JWT Authentication Template": /register, /login, /protected and
@@ -15,14 +17,29 @@ const Msg = (text: string) => Type.Object({ msg: Type.Literal(text) })
 const template: FastifyPluginAsyncTypebox = async (fastify) => {
   const { accounts, sessions } = fastify
   fastify.setErrorHandler(seedErrorHandler('msg'))
+  // The token whole (signature, blocklist, user), on request; refusals in the {msg} shape.
+  const bearerAuth = [
+    fastify.authenticateToErrorHandler,
+    fastify.checkRevocationToErrorHandler,
+    fastify.requireUserToErrorHandler
+  ]
 
   fastify.post('/register', {
     schema: {
       ...compatRoute,
       operationId: 'compatTemplateRegister',
       summary: 'Create an account (seed 001); use POST /auth/register',
-      body: Credentials,
-      response: { 201: Msg('User registered successfully'), 400: MsgError, 409: MsgError, 429: MsgError, 503: MsgError, ...commonErrors(413, 415) }
+      body: Type.Ref(Credentials),
+      response: {
+        201: Msg('User registered successfully', 'The account is created'),
+        ...msgErrors({
+          400: 'Password is too common; choose another',
+          409: 'Username is already taken',
+          429: 'Too many attempts; try again later',
+          503: 'Server busy: too many logins at once; try again shortly'
+        }),
+        ...commonErrors(413, 415)
+      }
     }
     // throttled like POST /auth/register (inside accounts, by client IP)
   }, async (request, reply) => {
@@ -35,49 +52,61 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
       ...compatRoute,
       operationId: 'compatTemplateLogin',
       summary: 'Log in (seed 001): a new session\'s access and refresh tokens; use POST /auth/login',
-      description: 'The refresh token works on POST /auth/refresh. An unknown username and a wrong password get the same 401.',
-      body: LoginCredentials,
+      description: 'The refresh token works on POST /auth/refresh. An unknown username and a wrong password ' +
+        'get the same 401.',
+      body: Type.Ref(LoginCredentials),
       response: {
-        200: Type.Object({ access_token: Type.String(), refresh_token: Type.String() }),
-        400: MsgError,
-        401: MsgError,
-        429: MsgError,
-        503: MsgError,
+        200: Type.Object({
+          access_token: AccessToken,
+          refresh_token: Type.String({
+            description: 'opaque; rotated by POST /auth/refresh',
+            examples: [REFRESH_EXAMPLE]
+          })
+        }, { description: 'A new session: its access token and refresh token' }),
+        ...msgErrors({
+          400: 'password is required',
+          401: 'Bad username or password',
+          429: 'Too many attempts; try again later',
+          503: 'Server busy: too many logins at once; try again shortly'
+        }),
         ...commonErrors(413, 415)
       }
     }
     // throttled like POST /auth/login (inside accounts, per client IP and per account)
   }, async (request, reply) => {
     const login = await accounts.login(request.body.username, request.body.password, requestContext(request, reply))
-    if (login === null) return reply.status(401).send({ msg: 'Bad username or password' })
+    if (login === null) throw new InvalidCredentialsError('Bad username or password')
     return login.tokens
   })
 
   fastify.get('/protected', {
-    onRequest: fastify.authenticateToErrorHandler,
-    preHandler: fastify.checkRevocationToErrorHandler,
+    onRequest: bearerAuth,
     schema: {
       ...compatRoute,
       operationId: 'compatTemplateProtected',
       summary: 'Who the bearer token belongs to (seed 001); use GET /users/me',
       security: BearerSecurity,
-      response: { 200: Type.Object({ logged_in_as: Type.String() }), 401: MsgError, 503: MsgError }
+      response: {
+        200: Type.Object({ logged_in_as: Type.String({ examples: ['alice'] }) }, {
+          description: 'The username of the token\'s user'
+        }),
+        ...msgErrors({ 401: INVALID, 503: 'Revocation store unavailable' })
+      }
     }
-  }, async (request) => {
-    const user = await fastify.usersRepository.findProfile(request.auth!.sub)
-    if (user === undefined) throw new InvalidTokenError('User no longer exists')
-    return { logged_in_as: user.username }
-  })
+  }, async (request) => ({ logged_in_as: request.profile!.username }))
 
   fastify.delete('/logout', {
-    onRequest: fastify.authenticateToErrorHandler,
-    preHandler: fastify.checkRevocationToErrorHandler,
+    onRequest: bearerAuth,
     schema: {
       ...compatRoute,
       operationId: 'compatTemplateLogout',
       summary: 'Log out (seed 001): the token\'s whole session is revoked; use POST /auth/logout',
       security: BearerSecurity,
-      response: { 200: Msg('Successfully logged out'), 401: MsgError, 503: MsgError, ...commonErrors(413, 415) }
+      response: {
+        200: Msg('Successfully logged out', 'The session is revoked'),
+        ...msgErrors({ 401: INVALID, 503: 'Revocation store unavailable' }),
+        ...commonErrors(413, 415)
+      }
     }
   }, async (request) => {
     const { sub, sid } = request.auth!

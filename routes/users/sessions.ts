@@ -1,17 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { BearerSecurity, errors, NoContent } from '../../src/schemas/common'
+import { BearerSecurity, errorResponse, errors, NoContent } from '../../src/schemas/common'
 import { SessionList, SessionParams } from '../../src/schemas/sessions'
-import { InvalidTokenError } from '../../src/errors'
+
 import { requestContext } from '../../src/request-context'
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
 const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
-  // A token whose user no longer exists is a 401, as on every protected route.
-  const requireUser = async (id: string) => {
-    if (await fastify.usersRepository.findProfile(id) === undefined) throw new InvalidTokenError('User no longer exists')
-  }
-
   fastify.get('/me/sessions', {
     schema: {
       operationId: 'listSessions',
@@ -23,7 +18,6 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     const { sub, sid } = request.auth!
-    await requireUser(sub)
     const list = await fastify.sessions.listActive(sub)
     return list.map((s) => ({
       id: s.id,
@@ -41,16 +35,23 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Revoke one of the current user\'s sessions (its access and refresh tokens)',
       security: BearerSecurity,
       params: SessionParams,
-      response: { 204: NoContent, ...errors(401, 404, 503) }
+      response: {
+        204: NoContent('The session is revoked'),
+        400: errorResponse(400, 'The session id is empty or over 64 characters',
+          'path parameter id must be 1 to 64 characters', 'FST_ERR_VALIDATION'),
+        404: errorResponse(404, 'No active session of this user has this id (another user\'s session is not ' +
+          'found either)', 'Session not found'),
+        ...errors(401, 414, 503)
+      }
     }
   }, async (request, reply) => {
     const { sub } = request.auth!
-    await requireUser(sub)
     const session = await fastify.sessions.findActive(request.params.id)
     // Another user's session is "not found" too: ids of others are not confirmed.
     if (session === undefined || session.userId !== sub) return reply.notFound('Session not found')
     await fastify.sessions.revoke(session.id, 'user_revoked')
-    await fastify.audit.record({ event: 'session.revoked', userId: sub, sessionId: session.id }, requestContext(request))
+    const event = { userId: sub, sessionId: session.id }
+    await fastify.audit.record({ event: 'session.revoked', ...event }, requestContext(request))
     return reply.status(204).send(null)
   })
 }

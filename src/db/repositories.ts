@@ -22,6 +22,16 @@ export type UserProfile = Omit<UserRecord, 'passwordHash' | 'credentialVersion'>
 /** Why a password change was not made: nothing was written. */
 export type PasswordChangeRefused = 'gone' | 'stale' | 'session_revoked'
 
+/** A password change (and maybe a rename), made only if the credentials checked are still current. */
+export interface PasswordChange {
+  id: string
+  passwordHash: string
+  username?: string
+  expectedVersion: number
+  sessionId: string
+  now: number
+}
+
 /** Data access for accounts. */
 export interface UsersRepository {
   create (username: string, passwordHash: string): Promise<UserRecord>
@@ -42,8 +52,7 @@ export interface UsersRepository {
    * current and the session asking (`sessionId`) is still live; otherwise nothing is written.
    * Throws UsernameTakenError.
    */
-  changePassword (c: { id: string, passwordHash: string, username?: string, expectedVersion: number, sessionId: string, now: number }):
-  Promise<{ user: UserRecord, revoked: Revoked } | PasswordChangeRefused>
+  changePassword (c: PasswordChange): Promise<{ user: UserRecord, revoked: Revoked } | PasswordChangeRefused>
   /** One transaction: the account deleted and every session revoked. undefined: no such user. */
   delete (id: string, now: number): Promise<Revoked | undefined>
 }
@@ -94,7 +103,8 @@ export interface SessionsRepository {
    * extends the session's access expiry, only if the session is live and the token was not
    * consumed already. null: it was (at most one renewal per token succeeds).
    */
-  renew (r: { jti: string, sessionId: string, tokenExpiresAt: number, accessExpiresAt: number, now: number }): Promise<RevocationEntry[] | null>
+  renew (r: { jti: string, sessionId: string, tokenExpiresAt: number, accessExpiresAt: number, now: number }):
+  Promise<RevocationEntry[] | null>
   findActive (id: string, now: number): Promise<SessionRecord | undefined>
   listActive (userId: string, now: number): Promise<SessionRecord[]>
   /** Revokes the session; [] when there is no such session. */

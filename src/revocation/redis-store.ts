@@ -73,7 +73,8 @@ export function createRedisStore (client: Redis, opts: RedisStoreOptions): Revoc
         }
         await redis.set(marker, String(now))
         rebuilds++
-        logger.info({ event: 'revocation_store.rebuilt', entries: entries.length }, 'revocation store rebuilt from the database')
+        const event = { event: 'revocation_store.rebuilt', entries: entries.length }
+        logger.info(event, 'revocation store rebuilt from the database')
         return entries.length
       } catch (err) {
         dirty = true
@@ -85,7 +86,9 @@ export function createRedisStore (client: Redis, opts: RedisStoreOptions): Revoc
     })()
     return rebuilding
   }
-  const rebuildInBackground = () => { rebuild().catch((err) => logger.warn({ msg: (err as Error).message }, 'revocation store rebuild failed')) }
+  const rebuildInBackground = () => {
+    rebuild().catch((err) => logger.warn({ msg: (err as Error).message }, 'revocation store rebuild failed'))
+  }
 
   const read = async (jti: string, sid: string) => {
     try {

@@ -72,7 +72,10 @@ export function createReplica (opts: ReplicaOptions): Replica {
   let failedBeats = 0
 
   const lose = (why: string) => {
-    if (synced) logger.warn({ event: 'revocation_replica.untrusted', why }, 'revocation replica out of sync; reading Redis until reloaded')
+    if (synced) {
+      const event = { event: 'revocation_replica.untrusted', why }
+      logger.warn(event, 'revocation replica out of sync; reading Redis until reloaded')
+    }
     synced = false
     generation++
   }
@@ -160,7 +163,8 @@ export function createReplica (opts: ReplicaOptions): Replica {
     position = found.position
     const missed = memory.add(found.entries)
     if (missed.length > 0) {
-      logger.warn({ event: 'revocation_replica.repaired', entries: missed.length }, 'revocations found in the database that never arrived; publishing them again')
+      logger.warn({ event: 'revocation_replica.repaired', entries: missed.length },
+        'revocations found in the database that never arrived; publishing them again')
       await opts.republish(missed)
     }
   }

@@ -3,12 +3,18 @@ import { IsoTime } from './common'
 
 /** One security event as GET /users/me/events shows it (docs/audit.md). Unknown fields are omitted. */
 export const SecurityEvent = Type.Object({
-  event: Type.String({ description: 'what happened: login.success, login.failure, refresh.reuse, logout, logout.all, session.revoked, user.registered, user.renamed, user.password_changed, user.update_denied (docs/audit.md)' }),
+  event: Type.String({
+    description: 'what happened: login.success, login.failure, refresh.reuse, logout, logout.all, session.revoked, ' +
+      'user.registered, user.renamed, user.password_changed, user.update_denied (docs/audit.md)'
+  }),
   outcome: Type.Union([Type.Literal('success'), Type.Literal('failure'), Type.Literal('denied')]),
   created_at: IsoTime,
   session_id: Type.Optional(Type.String({ description: 'the session the event concerns' })),
   ip: Type.Optional(Type.String({ description: 'the client IP (after TRUST_PROXY)' })),
-  user_agent: Type.Optional(Type.String({ maxLength: 256, description: 'the User-Agent header, truncated to 256 characters' })),
+  user_agent: Type.Optional(Type.String({
+    maxLength: 256,
+    description: 'the User-Agent header, truncated to 256 characters'
+  })),
   request_id: Type.Optional(Type.String({ description: 'the request id in the service\'s logs' })),
   reason: Type.Optional(Type.String({ description: 'why, for failures and denials (e.g. bad_credentials)' })),
   sessions_revoked: Type.Optional(Type.Integer({ minimum: 0, description: 'sessions the event revoked' }))
@@ -17,12 +23,22 @@ export type SecurityEvent = Static<typeof SecurityEvent>
 
 export const SecurityEventPage = Type.Object({
   events: Type.Array(SecurityEvent, { description: 'newest first' }),
-  next: Type.Optional(Type.String({ description: 'present when older events may follow: pass it as `before` for the next page' }))
+  next: Type.Optional(Type.String({
+    description: 'present when older events may follow: pass it as `before` for the next page'
+  }))
 }, { title: 'SecurityEventPage' })
 
 // Query values arrive as strings and the service coerces nothing (src/app.ts): the limit is
 // a string of digits, read by the route.
 export const SecurityEventQuery = Type.Object({
-  limit: Type.Optional(Type.String({ pattern: '^(100|[1-9][0-9]?)$', description: 'events per page, 1 to 100 (default 20)' })),
-  before: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'an opaque cursor: the `next` of the previous page' }))
+  limit: Type.Optional(Type.String({
+    pattern: '^(100|[1-9][0-9]?)$',
+    description: 'events per page, 1 to 100 (default 20)'
+  })),
+  before: Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 64,
+    pattern: '^[A-Za-z0-9_-]+$',
+    description: 'an opaque cursor: the `next` of the previous page'
+  }))
 }, { additionalProperties: false })

@@ -67,7 +67,10 @@ const WORKER_FILE = join(__dirname, 'bcrypt-worker.js')
 // a few jobs without jumping on one slow job.
 const AVERAGE_WEIGHT = 0.2
 
-export function createBcryptPool (threads = Math.max(2, availableParallelism()), { maxWaitMs = 2000, maxQueueMs = 3 * maxWaitMs }: Omit<BcryptPoolOptions, 'threads'> = {}): BcryptPool {
+export function createBcryptPool (
+  threads = Math.max(2, availableParallelism()),
+  { maxWaitMs = 2000, maxQueueMs = 3 * maxWaitMs }: Omit<BcryptPoolOptions, 'threads'> = {}
+): BcryptPool {
   let inFlight = 0
   let dispatched = 0
   let dropped = 0
@@ -104,7 +107,9 @@ export function createBcryptPool (threads = Math.max(2, availableParallelism()),
   pool.on('error', () => {})
 
   let closed = false
-  async function run (op: 'hash' | 'compare', data: string, arg: string | number, signal?: AbortSignal): Promise<string | boolean> {
+  async function run (
+    op: 'hash' | 'compare', data: string, arg: string | number, signal?: AbortSignal
+  ): Promise<string | boolean> {
     // piscina would start new threads for a job sent after destroy()
     if (closed) throw new PasswordHashingUnavailableError(new Error('pool closed'))
     if (signal?.aborted === true) throw new ClientGoneError()

@@ -219,6 +219,18 @@ test('every status a route answers to bad or partial requests is documented, wit
       if (anonymous === 401 && withToken !== 401) {
         t.ok(op.security?.some((req) => 'bearerAuth' in req), 'a route that reads the bearer token declares bearerAuth')
       }
+      if (path.includes('{')) {
+        // Path parameters out of bounds: over the schema's maxLength (400), over the router's
+        // maxParamLength (414, answered before the token is read).
+        const auth = { ...bodyHeaders, authorization: `Bearer ${await freshToken(app)}` }
+        for (const [label, length] of [['65-character id', 65], ['201-character id', 201]] as const) {
+          const long = path.replace(/\{[^}]+\}/g, 'a'.repeat(length))
+          const res = await app.inject({ method: method.toUpperCase() as 'GET', url: long, headers: auth, payload: empty })
+          const status = String(res.statusCode)
+          t.ok(documented.includes(status), `${label}: ${status} is documented`)
+          if (documented.includes(status)) t.equal(check(path, method, status, res.json()), null, `${label}: ${status} body fits its schema`)
+        }
+      }
       if (hasBody) {
         const auth = { authorization: `Bearer ${await freshToken(app)}` }
         t.equal(await probe('malformed JSON', { ...json, ...auth }, '{'), 400)
@@ -228,4 +240,101 @@ test('every status a route answers to bad or partial requests is documented, wit
       }
     })
   }
+})
+
+// --- What a reader and a generator see --------------------------------------------------------
+// (on the document the app serves now, so that these hold whatever the committed file says)
+
+/** Every schema object in the document, with where it is. */
+function * schemas (node: unknown, where = '#'): Generator<[string, Record<string, unknown>]> {
+  if (node === null || typeof node !== 'object') return
+  if (Array.isArray(node)) {
+    for (const [i, item] of node.entries()) yield * schemas(item, `${where}/${i}`)
+    return
+  }
+  const obj = node as Record<string, unknown>
+  if (typeof obj.type === 'string' || Array.isArray(obj.anyOf) || Array.isArray(obj.oneOf) || Array.isArray(obj.enum)) yield [where, obj]
+  for (const [key, value] of Object.entries(obj)) yield * schemas(value, `${where}/${key}`)
+}
+
+test('Swagger UI lists operations in the order a user meets them', async (t) => {
+  const served = await servedOpenApi() as unknown as Document
+  const order = (doc: Document, tag: string) => operations(doc).filter(({ op }) => op.tags?.includes(tag)).map(({ op }) => op.operationId)
+  t.same(order(served, 'auth'), ['register', 'login', 'refresh', 'logout', 'introspect'])
+  t.same(order(served, 'users'), ['getMe', 'updateMe', 'deleteMe', 'listSessions', 'revokeSession'])
+  t.same(order(served, 'compat').slice(0, 4), ['compatTemplateRegister', 'compatTemplateLogin', 'compatTemplateProtected', 'compatTemplateLogout'])
+  t.same((served.tags ?? []).map((tag) => tag.name).slice(0, 3), ['auth', 'users', 'health'], 'tags in that order too')
+  // npm run openapi keeps that order in the file.
+  const written = JSON.parse(renderOpenApi(served)) as Document
+  t.same(order(written, 'auth'), order(served, 'auth'), 'openapi.json keeps the order of the paths')
+  t.same(Object.keys(written.paths['/users/me']), ['get', 'patch', 'delete'], 'and of the methods of a path')
+})
+
+test('every response says what it means and shows a real example', async (t) => {
+  const served = await servedOpenApi() as unknown as Document & { components: { schemas: Record<string, unknown> } }
+  const check = responseValidator(served)
+  for (const { path, method, op } of operations(served)) {
+    for (const [status, response] of Object.entries(op.responses ?? {})) {
+      const name = `${method.toUpperCase()} ${path} ${status}`
+      t.ok(response.description && response.description !== 'Default Response', `${name}: a description of its own`)
+      const media = response.content?.['application/json'] as { schema?: { $ref?: string }, example?: Record<string, unknown> } | undefined
+      if (Number(status) >= 400 && media !== undefined && media.schema?.$ref !== undefined) {
+        t.ok(media.example, `${name}: an example body`)
+        t.equal(check(path, method, status, media.example), null, `${name}: the example fits the schema`)
+        if (media.schema.$ref.endsWith('/ErrorResponse')) t.equal(media.example?.statusCode, Number(status), `${name}: its statusCode is ${status}`)
+      }
+      if (status === '429' || (status === '503' && ['register', 'login', 'refresh'].includes(op.operationId!))) {
+        const headers = (response as { headers?: Record<string, { schema?: { type?: string } }> }).headers
+        t.equal(headers?.['Retry-After']?.schema?.type, 'integer', `${name}: Retry-After is documented`)
+      }
+    }
+  }
+  // No placeholder "string" in Swagger UI: every string of a named schema has an example (or its values).
+  for (const [where, schema] of schemas(served.components.schemas, '#/components/schemas')) {
+    if (schema.type === 'string' && !('enum' in schema)) t.ok('example' in schema, `${where}: an example`)
+    if (schema.type === 'integer' && where.endsWith('/statusCode')) t.not(schema.example, 599, `${where}: not the maximum`)
+  }
+})
+
+test('generators get named types: request bodies are components, enums are enums, optional bodies are optional', async (t) => {
+  const served = await servedOpenApi() as unknown as Document & { servers?: Array<{ url: string }> }
+  t.ok((served.servers ?? []).length > 0, 'a servers entry')
+  for (const { path, method, op } of operations(served)) {
+    if (op.requestBody === undefined) continue
+    const schema = op.requestBody.content?.['application/json']?.schema as { $ref?: string }
+    t.match(schema.$ref, /^#\/components\/schemas\/[A-Z]/, `${method.toUpperCase()} ${path}: its body is a named component`)
+    const optional = ['logout', 'compatDemoValidateToken', 'compatDemoLogout'].includes(op.operationId!)
+    t.equal((op.requestBody as { required?: boolean }).required, !optional, `${method.toUpperCase()} ${path}: body ${optional ? 'optional' : 'required'}`)
+  }
+  for (const [where, schema] of schemas(served)) {
+    for (const key of ['anyOf', 'oneOf'] as const) {
+      const branches = schema[key] as Array<Record<string, unknown>> | undefined
+      if (branches === undefined) continue
+      const constants = branches.every((b) => 'const' in b || (Array.isArray(b.enum) && b.enum.length === 1))
+      t.notOk(constants, `${where}: ${key} of single values (an enum would do)`)
+    }
+  }
+})
+
+test('the rules that lived in prose are in the schemas: PATCH /users/me and the common-password rule', async (t) => {
+  const served = await servedOpenApi() as unknown as Document & { components: { schemas: Record<string, { description?: string }> } }
+  const ajv = new Ajv({ strict: false })
+  ajv.addSchema(served, 'doc')
+  const patch = ajv.compile({ $ref: 'doc#/components/schemas/UserPatch' })
+  const cases: Array<[object, boolean]> = [
+    [{}, false],
+    [{ current_password: PASSWORD }, false],
+    [{ password: 'a new long passphrase' }, false],
+    [{ username: 'alice', password: 'a new long passphrase' }, false],
+    [{ password: 'a new long passphrase', current_password: PASSWORD }, true],
+    [{ username: 'alice' }, true],
+    [{ username: 'alice', current_password: PASSWORD }, true]
+  ]
+  for (const [body, valid] of cases) t.equal(patch(body), valid, `${JSON.stringify(body)} is ${valid ? 'valid' : 'refused'} by the document`)
+  const updateMe = served.paths['/users/me'].patch
+  const description = updateMe.responses?.['400']?.description ?? ''
+  for (const rule of ['Nothing to change', 'current_password is required', 'too common']) t.match(description, rule, `400 of PATCH /users/me says: ${rule}`)
+  t.match(served.paths['/auth/register'].post.responses?.['400']?.description, 'too common', '400 of register names the common-password rule')
+  const password = (served.components.schemas.Credentials as { properties: Record<string, { description?: string }> }).properties.password
+  t.match(password.description, /most common passwords/, 'and so does the password schema')
 })

@@ -246,9 +246,17 @@ t.test('OpenAPI: the 001 routes are tagged compat, deprecated and fully describe
     t.type(op.summary, 'string')
     t.same(Object.keys(op.responses).sort(), statuses, `${method} ${path} statuses`)
     for (const s of statuses) t.ok(op.responses[s].content['application/json'].schema, `${path} ${s} schema`)
+    for (const s of statuses.filter((s) => ['400', '401', '409', '429', '503'].includes(s))) {
+      t.same(op.responses[s].content['application/json'].schema, { $ref: '#/components/schemas/CompatMsgError' },
+        `${method} ${path} ${s}: the one shared {msg} component`)
+    }
     if (secured) t.same(op.security, [{ bearerAuth: [] }], `${path} security`)
     else t.equal(op.security, undefined, `${path} is public`)
-    if (method === 'post') t.ok(op.requestBody.content['application/json'].schema.properties.password, `${path} body schema`)
+    if (method === 'post') {
+      const ref = op.requestBody.content['application/json'].schema.$ref as string
+      t.match(ref, /^#\/components\/schemas\//, `${path} body: a named component`)
+      t.ok(doc.components.schemas[ref.split('/').pop()!].properties.password, `${path} body schema`)
+    }
   }
   t.same(doc.paths['/protected'].get.responses['200'].content['application/json'].schema.required, ['logged_in_as'])
 })

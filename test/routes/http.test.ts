@@ -40,12 +40,13 @@ t.test('body rules: 413, 415, 400 and the one error shape', async (t) => {
   t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { username: name, password: PASSWORD } })).statusCode, 401)
 })
 
-t.test('unknown routes: 404 in the same shape; no trailing-slash or method guessing', async (t) => {
+t.test('unknown routes: 404 in the same shape; no trailing-slash guessing', async (t) => {
   const app = await build(t)
-  for (const [method, url] of [['GET', '/nope'], ['GET', '/users/me/'], ['PUT', '/auth/login'], ['GET', '/auth/login']] as const) {
+  for (const [method, url] of [['GET', '/nope'], ['GET', '/users/me/'], ['POST', '/auth/login/'], ['GET', '/users/me/sessions/x/y']] as const) {
     const res = await app.inject({ method, url })
     t.equal(res.statusCode, 404, `${method} ${url}`)
     t.same(keysOf(res.json()), ERROR_KEYS)
+    t.equal(res.headers.allow, undefined, 'no Allow on a 404')
   }
 })
 

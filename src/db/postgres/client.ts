@@ -52,7 +52,11 @@ export const MIGRATIONS_FOLDER = join(__dirname, '..', '..', '..', 'src', 'db', 
  * themselves run concurrently and fail on each other's objects.)
  */
 export async function migratePostgres (url: string, log: FastifyBaseLogger): Promise<void> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: 'auth-service:migrate' })
+  const client = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: 10_000,
+    application_name: 'auth-service:migrate'
+  })
   client.on('error', (err) => { log.warn({ err }, 'migration connection failed') })
   await client.connect()
   try {
@@ -131,8 +135,18 @@ const isServerError = (err: unknown) => serverError(err) !== undefined
 // 25P03 (our transaction idled too long).
 const UNAVAILABLE_SQLSTATE = /^(08|53|57|58)|^(55P03|40001|40P01|25P03)$/
 // node-postgres's own errors when it has no usable connection, or the server never answered.
-const UNAVAILABLE_MESSAGE = /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Client was closed|Cannot use a pool after calling end)/
-const UNAVAILABLE_NET = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'])
+// (plain words: no character in them means anything to a regular expression)
+const UNAVAILABLE_MESSAGE = new RegExp(`^(${[
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  'Query read timeout',
+  'Client has encountered a connection error',
+  'Client was closed',
+  'Cannot use a pool after calling end'
+].join('|')})`)
+const UNAVAILABLE_NET = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'
+])
 
 /** One error (not its causes): PostgreSQL cannot be reached or will not do the work now. */
 export function isPostgresUnavailable (e: { code?: unknown, message?: unknown }): boolean {

@@ -31,7 +31,9 @@ export async function appendToLog (tx: PgOrm, entries: RevocationEntry[], now: n
  * are still alive, so that repeating a revocation whose publish was lost reaches every
  * instance.
  */
-export async function revokeSessionsOfUser (tx: PgOrm, userId: string, reason: string, now: number, exceptId?: string): Promise<Revoked> {
+export async function revokeSessionsOfUser (
+  tx: PgOrm, userId: string, reason: string, now: number, exceptId?: string
+): Promise<Revoked> {
   const scope: SQL[] = [eq(sessions.userId, userId)]
   if (exceptId !== undefined) scope.push(ne(sessions.id, exceptId))
   const revoked = await tx.update(sessions).set({ revokedAt: now, revokedReason: reason })
@@ -40,5 +42,6 @@ export async function revokeSessionsOfUser (tx: PgOrm, userId: string, reason: s
   const all = await tx.select({ id: sessions.id, until: sessions.accessExpiresAt }).from(sessions)
     .where(and(...scope, isNotNull(sessions.revokedAt), gt(sessions.accessExpiresAt, now)))
   await appendToLog(tx, revoked.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until })), now)
-  return { entries: all.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until })), count: revoked.length }
+  const entries = all.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until }))
+  return { entries, count: revoked.length }
 }

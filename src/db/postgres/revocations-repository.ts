@@ -14,12 +14,15 @@ type Row = { seq: number, kind: 'jti' | 'sid', id: string, until: number }
  */
 export function postgresRevocationsRepository (db: PostgresDb): RevocationsRepository {
   const { orm } = db
-  const entryColumns = { seq: revocationLog.seq, kind: revocationLog.kind, id: revocationLog.targetId, until: revocationLog.until }
+  const entryColumns = {
+    seq: revocationLog.seq, kind: revocationLog.kind, id: revocationLog.targetId, until: revocationLog.until
+  }
   // Expired rows too (until pruned): the position may then move past them.
   const after = orm.select(entryColumns).from(revocationLog)
     .where(gt(revocationLog.seq, sql.placeholder('position')))
     .orderBy(revocationLog.seq).prepare('revocation_log_after')
-  const live = (rows: Row[], now: number) => rows.filter((r) => r.until > now).map((r): RevocationEntry => ({ kind: r.kind, id: r.id, until: r.until }))
+  const live = (rows: Row[], now: number) => rows.filter((r) => r.until > now)
+    .map((r): RevocationEntry => ({ kind: r.kind, id: r.id, until: r.until }))
 
   return {
     async loadAll (now) {

@@ -21,7 +21,8 @@ export function postgresSessionsRepository (db: PostgresDb): SessionsRepository 
     expiresAt: sessions.expiresAt,
     revokedAt: sessions.revokedAt
   }
-  const live = (id: string, now: number) => and(eq(sessions.id, id), isNull(sessions.revokedAt), gt(sessions.expiresAt, now))
+  const live = (id: string, now: number) =>
+    and(eq(sessions.id, id), isNull(sessions.revokedAt), gt(sessions.expiresAt, now))
 
   return {
     async create (s, refreshHash) {
@@ -34,9 +35,15 @@ export function postgresSessionsRepository (db: PostgresDb): SessionsRepository 
           .where(and(eq(users.id, s.userId), eq(users.credentialVersion, s.credentialVersion))).for('share')
         if (user === undefined) return false
         await tx.insert(sessions).values({
-          id: s.id, userId: s.userId, createdAt: s.now, lastUsedAt: s.now, expiresAt: s.expiresAt, accessExpiresAt: s.accessExpiresAt
+          id: s.id,
+          userId: s.userId,
+          createdAt: s.now,
+          lastUsedAt: s.now,
+          expiresAt: s.expiresAt,
+          accessExpiresAt: s.accessExpiresAt
         })
-        await tx.insert(refreshTokens).values({ tokenHash: refreshHash, sessionId: s.id, createdAt: s.now, expiresAt: s.expiresAt })
+        await tx.insert(refreshTokens)
+          .values({ tokenHash: refreshHash, sessionId: s.id, createdAt: s.now, expiresAt: s.expiresAt })
         return true
       })
     },
@@ -46,7 +53,8 @@ export function postgresSessionsRepository (db: PostgresDb): SessionsRepository 
         // FOR UPDATE OF the token: parallel rotations of one token (on any instance) queue
         // here; once the first commits, the next one re-reads the row, finds it used, and
         // reports the reuse.
-        const [row] = await tx.select({ usedAt: refreshTokens.usedAt, tokenExpiresAt: refreshTokens.expiresAt, session: sessionColumns })
+        const [row] = await tx
+          .select({ usedAt: refreshTokens.usedAt, tokenExpiresAt: refreshTokens.expiresAt, session: sessionColumns })
           .from(refreshTokens)
           .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
           .where(eq(refreshTokens.tokenHash, oldHash))
@@ -54,10 +62,14 @@ export function postgresSessionsRepository (db: PostgresDb): SessionsRepository 
         if (row === undefined) return { status: 'invalid' as const }
         const s = row.session
         if (row.usedAt !== null) return { status: 'reused' as const, sessionId: s.id, userId: s.userId }
-        if (s.revokedAt !== null || s.expiresAt <= now || row.tokenExpiresAt <= now) return { status: 'invalid' as const }
+        if (s.revokedAt !== null || s.expiresAt <= now || row.tokenExpiresAt <= now) {
+          return { status: 'invalid' as const }
+        }
         await tx.update(refreshTokens).set({ usedAt: now }).where(eq(refreshTokens.tokenHash, oldHash))
-        await tx.insert(refreshTokens).values({ tokenHash: newHash, sessionId: s.id, createdAt: now, expiresAt: s.expiresAt })
-        await tx.update(sessions).set({ lastUsedAt: now, accessExpiresAt: sql`greatest(${sessions.accessExpiresAt}, ${accessExpiresAt})` })
+        await tx.insert(refreshTokens)
+          .values({ tokenHash: newHash, sessionId: s.id, createdAt: now, expiresAt: s.expiresAt })
+        await tx.update(sessions)
+          .set({ lastUsedAt: now, accessExpiresAt: sql`greatest(${sessions.accessExpiresAt}, ${accessExpiresAt})` })
           .where(eq(sessions.id, s.id))
         return { status: 'rotated' as const, session: { ...s, lastUsedAt: now } }
       })
@@ -68,14 +80,16 @@ export function postgresSessionsRepository (db: PostgresDb): SessionsRepository 
         // The session row, locked as the UPDATE below will lock it (FOR NO KEY UPDATE, not
         // FOR SHARE: two renewals holding it shared would deadlock upgrading it): renewals
         // and revocations of one session take turns, and a revoked session renews nothing.
-        const [session] = await tx.select({ id: sessions.id }).from(sessions).where(live(r.sessionId, r.now)).for('no key update')
+        const [session] = await tx.select({ id: sessions.id }).from(sessions)
+          .where(live(r.sessionId, r.now)).for('no key update')
         if (session === undefined) return null
         // The primary key on jti consumes the token once, across instances.
         const consumed = await tx.insert(revokedTokens)
           .values({ jti: r.jti, sessionId: r.sessionId, expiresAt: r.tokenExpiresAt, revokedAt: r.now })
           .onConflictDoNothing().returning({ jti: revokedTokens.jti })
         if (consumed.length === 0) return null // another request renewed this token first
-        await tx.update(sessions).set({ accessExpiresAt: sql`greatest(${sessions.accessExpiresAt}, ${r.accessExpiresAt})` })
+        await tx.update(sessions)
+          .set({ accessExpiresAt: sql`greatest(${sessions.accessExpiresAt}, ${r.accessExpiresAt})` })
           .where(eq(sessions.id, r.sessionId))
         const entries: RevocationEntry[] = [{ kind: 'jti', id: r.jti, until: r.tokenExpiresAt }]
         await appendToLog(tx, entries, r.now)

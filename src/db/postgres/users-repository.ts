@@ -26,8 +26,12 @@ export function postgresUsersRepository (db: PostgresDb): UsersRepository {
   }
   // Named prepared statements: parsed once per connection.
   const byId = orm.select(columns).from(users).where(eq(users.id, sql.placeholder('id'))).prepare('users_by_id')
-  const byKey = orm.select(columns).from(users).where(eq(users.usernameKey, sql.placeholder('key'))).prepare('users_by_key')
-  const profileById = orm.select({ id: users.id, username: users.username, createdAt: users.createdAt, updatedAt: users.updatedAt })
+  const byKey = orm.select(columns).from(users).where(eq(users.usernameKey, sql.placeholder('key')))
+    .prepare('users_by_key')
+  const profileColumns = {
+    id: users.id, username: users.username, createdAt: users.createdAt, updatedAt: users.updatedAt
+  }
+  const profileById = orm.select(profileColumns)
     .from(users).where(eq(users.id, sql.placeholder('id'))).prepare('users_profile_by_id')
 
   const taken = (err: unknown) => isUniqueViolation(err) ? new UsernameTakenError() : err
@@ -35,7 +39,9 @@ export function postgresUsersRepository (db: PostgresDb): UsersRepository {
   return {
     async create (username, passwordHash) {
       const now = Date.now()
-      const row = { id: randomUUID(), username, usernameKey: usernameKey(username), passwordHash, createdAt: now, updatedAt: now }
+      const row = {
+        id: randomUUID(), username, usernameKey: usernameKey(username), passwordHash, createdAt: now, updatedAt: now
+      }
       await orm.insert(users).values(row).catch((err) => { throw taken(err) })
       return { id: row.id, username, passwordHash, credentialVersion: 0, createdAt: now, updatedAt: now }
     },
@@ -49,7 +55,8 @@ export function postgresUsersRepository (db: PostgresDb): UsersRepository {
       return (await byKey.execute({ key: usernameKey(username) }))[0]
     },
     async rename (id, username) {
-      const [renamed] = await orm.update(users).set({ username, usernameKey: usernameKey(username), updatedAt: Date.now() })
+      const [renamed] = await orm.update(users)
+        .set({ username, usernameKey: usernameKey(username), updatedAt: Date.now() })
         .where(eq(users.id, id)).returning(columns)
         .catch((err) => { throw taken(err) })
       return renamed
@@ -58,7 +65,8 @@ export function postgresUsersRepository (db: PostgresDb): UsersRepository {
       return db.transaction(async (tx) => {
         // The user's row first (every writer of a user's sessions locks it first: no deadlock),
         // exclusively: logins of this user wait until this commits, then see the new version.
-        const [current] = await tx.select({ version: users.credentialVersion }).from(users).where(eq(users.id, c.id)).for('update')
+        const [current] = await tx.select({ version: users.credentialVersion }).from(users)
+          .where(eq(users.id, c.id)).for('update')
         const [asking] = await tx.select({ id: sessions.id }).from(sessions)
           .where(and(eq(sessions.id, c.sessionId), isNull(sessions.revokedAt), gt(sessions.expiresAt, c.now)))
         if (asking === undefined) return 'session_revoked' as const

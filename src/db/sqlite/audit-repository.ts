@@ -14,7 +14,10 @@ export function sqliteAuditRepository ({ orm: db }: SqliteDb): AuditRepository {
       const older = before === undefined
         ? undefined
         // created_at <= c bounds the index range; the OR only sorts out the ties at c
-        : and(lte(auditEvents.createdAt, before.createdAt), or(lt(auditEvents.createdAt, before.createdAt), lt(auditEvents.id, before.id)))
+        : and(
+          lte(auditEvents.createdAt, before.createdAt),
+          or(lt(auditEvents.createdAt, before.createdAt), lt(auditEvents.id, before.id))
+        )
       return db.select().from(auditEvents)
         .where(and(eq(auditEvents.userId, userId), older))
         .orderBy(desc(auditEvents.createdAt), desc(auditEvents.id))

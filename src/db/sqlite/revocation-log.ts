@@ -21,7 +21,9 @@ export function appendToLog (tx: Writer, entries: RevocationEntry[], now: number
  * revoked whose tokens are still alive, so that repeating a revocation whose publish was
  * lost reaches every instance.
  */
-export function revokeSessionsOfUser (tx: Writer, userId: string, reason: string, now: number, exceptId?: string): Revoked {
+export function revokeSessionsOfUser (
+  tx: Writer, userId: string, reason: string, now: number, exceptId?: string
+): Revoked {
   const scope: SQL[] = [eq(sessions.userId, userId)]
   if (exceptId !== undefined) scope.push(ne(sessions.id, exceptId))
   const revoked = tx.update(sessions).set({ revokedAt: now, revokedReason: reason })
@@ -32,5 +34,6 @@ export function revokeSessionsOfUser (tx: Writer, userId: string, reason: string
   const all = tx.select({ id: sessions.id, until: sessions.accessExpiresAt }).from(sessions)
     .where(and(...scope, isNotNull(sessions.revokedAt), gt(sessions.accessExpiresAt, now)))
     .all() as Array<{ id: string, until: number }>
-  return { entries: all.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until })), count: revoked.length }
+  const entries = all.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until }))
+  return { entries, count: revoked.length }
 }

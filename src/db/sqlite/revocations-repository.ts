@@ -6,7 +6,9 @@ import { appendToLog } from './revocation-log'
 import { revocationLog, revokedTokens } from './schema'
 
 export function sqliteRevocationsRepository ({ orm: db }: SqliteDb): RevocationsRepository {
-  const entryColumns = { seq: revocationLog.seq, kind: revocationLog.kind, id: revocationLog.targetId, until: revocationLog.until }
+  const entryColumns = {
+    seq: revocationLog.seq, kind: revocationLog.kind, id: revocationLog.targetId, until: revocationLog.until
+  }
   const after = db.select(entryColumns).from(revocationLog)
     .where(and(gt(revocationLog.seq, sql.placeholder('position')), gt(revocationLog.until, sql.placeholder('now'))))
     .orderBy(revocationLog.seq).prepare()

@@ -39,7 +39,8 @@ export function sqliteSessionsRepository ({ orm: db, client }: SqliteDb): Sessio
 
   // better-sqlite3 transactions are synchronous: parallel refreshes of one token are
   // serialised here, and only the first finds it unused.
-  const rotateTx = client.transaction((oldHash: string, newHash: string, now: number, accessExpiresAt: number): RotateResult => {
+  type Rotate = (oldHash: string, newHash: string, now: number, accessExpiresAt: number) => RotateResult
+  const rotateTx = client.transaction<Rotate>((oldHash, newHash, now, accessExpiresAt) => {
     const row = tokenWithSession.get({ hash: oldHash })
     if (row === undefined) return { status: 'invalid' }
     const s = row.session
@@ -51,7 +52,8 @@ export function sqliteSessionsRepository ({ orm: db, client }: SqliteDb): Sessio
     return { status: 'rotated', session: { ...s, lastUsedAt: now } }
   })
 
-  const live = (id: string, now: number) => and(eq(sessions.id, id), isNull(sessions.revokedAt), gt(sessions.expiresAt, now))
+  const live = (id: string, now: number) =>
+    and(eq(sessions.id, id), isNull(sessions.revokedAt), gt(sessions.expiresAt, now))
 
   return {
     async create (s, refreshHash) {
@@ -63,7 +65,10 @@ export function sqliteSessionsRepository ({ orm: db, client }: SqliteDb): Sessio
           SELECT ${s.id}, ${s.userId}, ${s.now}, ${s.now}, ${s.expiresAt}, ${s.accessExpiresAt}
           WHERE EXISTS (SELECT 1 FROM ${users} WHERE id = ${s.userId} AND credential_version = ${s.credentialVersion})
         `).changes > 0
-        if (created) tx.insert(refreshTokens).values({ tokenHash: refreshHash, sessionId: s.id, createdAt: s.now, expiresAt: s.expiresAt }).run()
+        if (created) {
+          tx.insert(refreshTokens)
+            .values({ tokenHash: refreshHash, sessionId: s.id, createdAt: s.now, expiresAt: s.expiresAt }).run()
+        }
         return created
       }, { behavior: 'immediate' })
     },
@@ -74,7 +79,8 @@ export function sqliteSessionsRepository ({ orm: db, client }: SqliteDb): Sessio
 
     async renew (r) {
       return db.transaction((tx) => {
-        if (tx.select({ id: sessions.id }).from(sessions).where(live(r.sessionId, r.now)).get() === undefined) return null
+        const session = tx.select({ id: sessions.id }).from(sessions).where(live(r.sessionId, r.now)).get()
+        if (session === undefined) return null
         const consumed = tx.insert(revokedTokens)
           .values({ jti: r.jti, sessionId: r.sessionId, expiresAt: r.tokenExpiresAt, revokedAt: r.now })
           .onConflictDoNothing().run().changes > 0

@@ -23,13 +23,18 @@ export function sqliteUsersRepository ({ orm: db }: SqliteDb): UsersRepository {
   // Prepared once: the hot path (GET /users/me) is one of these.
   const byId = db.select(columns).from(users).where(eq(users.id, sql.placeholder('id'))).prepare()
   const byKey = db.select(columns).from(users).where(eq(users.usernameKey, sql.placeholder('key'))).prepare()
-  const profileById = db.select({ id: users.id, username: users.username, createdAt: users.createdAt, updatedAt: users.updatedAt })
+  const profileColumns = {
+    id: users.id, username: users.username, createdAt: users.createdAt, updatedAt: users.updatedAt
+  }
+  const profileById = db.select(profileColumns)
     .from(users).where(eq(users.id, sql.placeholder('id'))).prepare()
 
   return {
     async create (username, passwordHash) {
       const now = Date.now()
-      const row = { id: randomUUID(), username, usernameKey: usernameKey(username), passwordHash, createdAt: now, updatedAt: now }
+      const row = {
+        id: randomUUID(), username, usernameKey: usernameKey(username), passwordHash, createdAt: now, updatedAt: now
+      }
       try {
         db.insert(users).values(row).run()
       } catch (err) {
@@ -49,7 +54,8 @@ export function sqliteUsersRepository ({ orm: db }: SqliteDb): UsersRepository {
     },
     async rename (id, username) {
       try {
-        db.update(users).set({ username, usernameKey: usernameKey(username), updatedAt: Date.now() }).where(eq(users.id, id)).run()
+        db.update(users).set({ username, usernameKey: usernameKey(username), updatedAt: Date.now() })
+          .where(eq(users.id, id)).run()
       } catch (err) {
         if (isUniqueViolation(err)) throw new UsernameTakenError()
         throw err
@@ -73,7 +79,10 @@ export function sqliteUsersRepository ({ orm: db }: SqliteDb): UsersRepository {
           }
           const changed = tx.update(users).set(set)
             .where(and(eq(users.id, c.id), eq(users.credentialVersion, c.expectedVersion))).run().changes > 0
-          if (!changed) return tx.select({ id: users.id }).from(users).where(eq(users.id, c.id)).get() === undefined ? 'gone' as const : 'stale' as const
+          if (!changed) {
+            const exists = tx.select({ id: users.id }).from(users).where(eq(users.id, c.id)).get() !== undefined
+            return exists ? 'stale' as const : 'gone' as const
+          }
           const revoked = revokeSessionsOfUser(tx, c.id, 'password_change', c.now, c.sessionId)
           return { user: byId.get({ id: c.id })!, revoked }
         }, { behavior: 'immediate' })

@@ -1,0 +1,72 @@
+import { randomBytes } from 'node:crypto'
+import type { Test } from 'tap'
+import { buildApp } from '../../src/app'
+import { loadConfig } from '../../src/config'
+import type { TokenPair } from '../../src/schemas/tokens'
+import { DIALECT, fileDatabase } from './postgres'
+
+// Building the app for a test, and the users and tokens most tests start from.
+
+export type App = Awaited<ReturnType<typeof buildApp>>
+
+/** A test key: 32+ bytes, made per process, never a fixed string. */
+export const TEST_SECRET = randomBytes(32).toString('base64url')
+
+/** The environment every test app starts from: in-memory SQLite, cheap bcrypt, silent logs. */
+export function testEnv (overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    NODE_ENV: 'test',
+    DATABASE_URL: ':memory:',
+    BCRYPT_COST: '10',
+    JWT_SECRET: TEST_SECRET,
+    LOG_LEVEL: 'silent',
+    ...overrides
+  }
+}
+
+/**
+ * The real application, built with the production options, closed when the test ends.
+ * SQLite: a database of its own in memory. PostgreSQL: this test file's database (made on
+ * first use, dropped when the file ends) unless DATABASE_URL is given.
+ */
+export async function build (
+  t: Test,
+  overrides: Record<string, string | undefined> = {},
+  options: Parameters<typeof buildApp>[1] = {}
+): Promise<App> {
+  if (DIALECT === 'postgres' && !('DATABASE_URL' in overrides)) overrides = { ...overrides, DATABASE_URL: await fileDatabase() }
+  const app = await buildApp(loadConfig(testEnv(overrides)), options)
+  t.teardown(() => app.close())
+  await app.ready()
+  return app
+}
+
+let counter = 0
+/** A username no other test file will pick. */
+export function uniqueName (prefix = 'user'): string {
+  counter++
+  return `${prefix}_${process.pid}_${counter}_${randomBytes(3).toString('hex')}`
+}
+
+export const PASSWORD = 'correct horse battery staple'
+
+export async function register (app: App, username = uniqueName(), password = PASSWORD) {
+  const res = await app.inject({ method: 'POST', url: '/auth/register', payload: { username, password } })
+  if (res.statusCode !== 201) throw new Error(`register failed: ${res.statusCode} ${res.body}`)
+  return { ...(res.json() as { id: string, username: string, created_at: string }), password }
+}
+
+export async function login (app: App, username: string, password = PASSWORD): Promise<TokenPair> {
+  const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { username, password } })
+  if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`)
+  return res.json()
+}
+
+/** A registered, logged-in user. */
+export async function newUser (app: App, password = PASSWORD) {
+  const user = await register(app, uniqueName(), password)
+  const tokens = await login(app, user.username, password)
+  return { ...user, tokens, auth: bearer(tokens.access_token) }
+}
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` })

@@ -1,0 +1,64 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { once } from 'node:events'
+import type { Test } from 'tap'
+import { testEnv } from './app'
+import { freePort } from './ports'
+
+// The built service (dist/) as a process of its own, as production runs it.
+
+export const SERVER_ENTRY = join(__dirname, '..', '..', 'dist', 'src', 'server.js')
+
+export interface RunningServer {
+  url: string
+  port: number
+  child: ChildProcess
+  /** what the process wrote, for assertions on logs */
+  output: () => string
+  /** SIGTERM, then the exit code */
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>
+}
+
+/**
+ * Starts the built service (`npm run build` first; `npm test` does) as its own process on a
+ * free port, with a fresh SQLite file unless DATABASE_URL is given, and waits for /health.
+ */
+export async function startServer (t: Test, env: Record<string, string | undefined> = {}, cwd?: string): Promise<RunningServer> {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'auth-service-'))
+  const child = spawn(process.execPath, [SERVER_ENTRY], {
+    env: {
+      PATH: process.env.PATH,
+      ...testEnv({ DATABASE_URL: `file:${join(dir, 'auth.db')}`, LOG_LEVEL: 'info' }),
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      ...env
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd
+  })
+  let out = ''
+  child.stdout!.on('data', (d) => { out += d })
+  child.stderr!.on('data', (d) => { out += d })
+  const url = `http://127.0.0.1:${port}`
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
+    child.kill(signal)
+    const [code] = await once(child, 'exit')
+    return code as number | null
+  }
+  t.teardown(() => stop('SIGKILL'))
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${out}`)
+    try {
+      const res = await fetch(`${url}/health`)
+      if (res.status === 200 || res.status === 503) break
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`server did not start: ${out}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return { url, port, child, output: () => out, stop }
+}
