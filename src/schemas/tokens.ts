@@ -37,7 +37,7 @@ export const LogoutRequest = Type.Object({
   // No `default` keyword: generators (openapi-typescript) would make the field required.
   scope: Type.Optional(StringEnum(['session', 'all'], {
     description: 'session (when absent): this session only; all: every session of the user, this one included',
-    examples: ['all']
+    examples: ['session']
   }))
 }, { $id: 'LogoutRequest', title: 'LogoutRequest', additionalProperties: false })
 export type LogoutRequest = Static<typeof LogoutRequest>
