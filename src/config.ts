@@ -36,6 +36,7 @@ export const EnvSchema = Type.Object({
   LOG_LEVEL: Type.Optional(Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)))),
   AUDIT_LOG: Type.Optional(Type.Union([Type.Literal('log'), Type.Literal('table')])),
   AUDIT_RETENTION_DAYS: Type.Optional(Int(1, 3650)),
+  HASHING_MAX_WAIT_MS: Type.Optional(Int(100, 600000)),
   WORKERS: Type.Optional(Int(1, 64)),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 256 })),
   METRICS_PORT: Type.Optional(Int(1, 65535)),
@@ -80,6 +81,8 @@ export interface Config {
   logLevel: string
   /** security events (docs/audit.md): always logged; `table` also writes them to audit_events, kept `retentionDays` */
   audit: { table: boolean, retentionDays: number }
+  /** password hashing queued beyond this (estimated, ms) is refused with 503 (load shedding) */
+  hashingMaxWaitMs: number
   workers: number
   /** GET /metrics: with a bearer token on the service's port, and/or on a port of its own */
   metrics: { token: string | undefined, port: number | undefined }
@@ -273,6 +276,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL ?? 'info',
     audit: { table: e.AUDIT_LOG === 'table', retentionDays: intOf(e, 'AUDIT_RETENTION_DAYS', 90) },
+    hashingMaxWaitMs: intOf(e, 'HASHING_MAX_WAIT_MS', 2000),
     workers,
     metrics: { token: e.METRICS_TOKEN, port: e.METRICS_PORT === undefined ? undefined : intOf(e, 'METRICS_PORT', 0) },
     shutdownDrainMs: intOf(e, 'SHUTDOWN_DRAIN_MS', 1000)

@@ -81,7 +81,7 @@ declare module 'fastify' {
 }
 
 export default fp(async function passwords (fastify) {
-  const pool = createBcryptPool()
+  const pool = createBcryptPool(undefined, { maxWaitMs: fastify.config.hashingMaxWaitMs })
   fastify.addHook('onClose', async () => { await pool.close() })
   // The dummy hash on libuv's threads, at normal priority: on a busy machine the pool's
   // nice-19 threads may wait seconds for a core, and the start must not. The pool gets its
