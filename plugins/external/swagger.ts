@@ -24,7 +24,7 @@ const TAGS = [
  */
 const OPERATION_ORDER = [
   'register', 'login', 'refresh', 'logout', 'introspect',
-  'getMe', 'updateMe', 'deleteMe', 'listSessions', 'revokeSession',
+  'getMe', 'updateMe', 'deleteMe', 'listSessions', 'revokeSession', 'listSecurityEvents',
   'health', 'healthLive', 'healthReady', 'jwks', 'root',
   'compatTemplateRegister', 'compatTemplateLogin', 'compatTemplateProtected', 'compatTemplateLogout',
   'compatDemoCreateUser', 'compatDemoAuthenticateUser', 'compatDemoValidateToken',

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { IsoTime } from './common'
+import { IsoTime, StringEnum } from './common'
 
 /** One security event as GET /users/me/events shows it (docs/audit.md). Unknown fields are omitted. */
 export const SecurityEvent = Type.Object({
@@ -7,7 +7,7 @@ export const SecurityEvent = Type.Object({
     description: 'what happened: login.success, login.failure, refresh.reuse, logout, logout.all, session.revoked, ' +
       'user.registered, user.renamed, user.password_changed, user.update_denied (docs/audit.md)'
   }),
-  outcome: Type.Union([Type.Literal('success'), Type.Literal('failure'), Type.Literal('denied')]),
+  outcome: StringEnum(['success', 'failure', 'denied'], { description: 'how it ended' }),
   created_at: IsoTime,
   session_id: Type.Optional(Type.String({ description: 'the session the event concerns' })),
   ip: Type.Optional(Type.String({ description: 'the client IP (after TRUST_PROXY)' })),
@@ -26,7 +26,7 @@ export const SecurityEventPage = Type.Object({
   next: Type.Optional(Type.String({
     description: 'present when older events may follow: pass it as `before` for the next page'
   }))
-}, { title: 'SecurityEventPage' })
+}, { title: 'SecurityEventPage', description: 'A page of the user\'s security events, newest first' })
 
 // Query values arrive as strings and the service coerces nothing (src/app.ts): the limit is
 // a string of digits, read by the route.

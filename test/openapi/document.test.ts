@@ -261,7 +261,7 @@ test('Swagger UI lists operations in the order a user meets them', async (t) => 
   const served = await servedOpenApi() as unknown as Document
   const order = (doc: Document, tag: string) => operations(doc).filter(({ op }) => op.tags?.includes(tag)).map(({ op }) => op.operationId)
   t.same(order(served, 'auth'), ['register', 'login', 'refresh', 'logout', 'introspect'])
-  t.same(order(served, 'users'), ['getMe', 'updateMe', 'deleteMe', 'listSessions', 'revokeSession'])
+  t.same(order(served, 'users'), ['getMe', 'updateMe', 'deleteMe', 'listSessions', 'revokeSession', 'listSecurityEvents'])
   t.same(order(served, 'compat').slice(0, 4), ['compatTemplateRegister', 'compatTemplateLogin', 'compatTemplateProtected', 'compatTemplateLogout'])
   t.same((served.tags ?? []).map((tag) => tag.name).slice(0, 3), ['auth', 'users', 'health'], 'tags in that order too')
   // npm run openapi keeps that order in the file.
