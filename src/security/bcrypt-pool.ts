@@ -66,6 +66,7 @@ const WORKER_FILE = join(__dirname, 'bcrypt-worker.js')
 // Weight of the newest sample in the running average: it follows a change of load within
 // a few jobs without jumping on one slow job.
 const AVERAGE_WEIGHT = 0.2
+const THREAD_LOAD_WAIT_MS = 10_000
 
 export function createBcryptPool (
   threads = Math.max(2, availableParallelism()),
@@ -105,6 +106,26 @@ export function createBcryptPool (
   })
   // A thread that dies with no job emits 'error' on the pool: piscina has replaced it already.
   pool.on('error', () => {})
+
+  // Threads whose bcrypt module has loaded (see bcrypt-worker.js): close() ends a thread
+  // only once it is loaded or gone, since ending one mid-load aborts the process.
+  const loaded = new Set<number>()
+  const onLoaded = new Map<number, () => void>()
+  pool.on('message', (message: { bcryptLoaded?: number }) => {
+    const id = message?.bcryptLoaded
+    if (typeof id !== 'number') return
+    loaded.add(id)
+    onLoaded.get(id)?.()
+  })
+  const threadsLoaded = async (): Promise<void> => {
+    await Promise.all(pool.threads.filter((w) => w.threadId !== -1 && !loaded.has(w.threadId)).map(async (w) =>
+      await new Promise<void>((resolve) => {
+        onLoaded.set(w.threadId, resolve)
+        w.once('exit', () => resolve())
+        // a module load takes milliseconds; a thread stuck in one for this long is ended anyway
+        setTimeout(resolve, THREAD_LOAD_WAIT_MS).unref()
+      })))
+  }
 
   let closed = false
   async function run (
@@ -160,6 +181,7 @@ export function createBcryptPool (
     // Ends the threads now: jobs queued or running fail with PasswordHashingUnavailableError.
     async close () {
       closed = true
+      await threadsLoaded()
       await pool.destroy()
     }
   }

@@ -5,7 +5,14 @@
 // worker itself died, not that the input was bad. `ms` is the time the hashing took here,
 // waits for the CPU included, but not the thread's start or the trip through the queue.
 const { performance } = require('node:perf_hooks')
+const { parentPort, threadId } = require('node:worker_threads')
 const bcrypt = require('bcrypt')
+
+// bcrypt's native module is loaded: the pool may end this thread from now on. Ending a
+// thread while that module initialises aborts the whole process ("terminate called after
+// throwing an instance of 'Napi::Error'", seen when a pool was closed right after it
+// started), so the pool's close() waits for this message.
+if (parentPort !== null) parentPort.postMessage({ bcryptLoaded: threadId })
 
 module.exports = function bcryptJob ({ op, data, arg }) {
   const start = performance.now()

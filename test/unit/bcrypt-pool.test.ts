@@ -158,6 +158,31 @@ t.test('close() ends the threads; later jobs fail with 503', async (t) => {
   await t.rejects(pool.hash('x', CHEAP), PasswordHashingUnavailableError)
 })
 
+t.test('close() right after start ends each thread only once bcrypt has loaded in it', async (t) => {
+  // Ending a thread while bcrypt's native module initialises aborts the whole process
+  // (SIGABRT, "terminate called after throwing an instance of 'Napi::Error'"): a test
+  // that closed an app at once crashed that way in CI. Each round closes a new pool at
+  // once and records, per thread, whether bcrypt had loaded before the thread exited.
+  for (let round = 0; round < 5; round++) {
+    const pool = createBcryptPool(2)
+    const threads = pool.threads
+    t.equal(threads.length, 2)
+    const events: string[] = []
+    const ids = threads.map((w) => w.threadId) // a Worker's threadId is -1 once it exits
+    const exits = threads.map(async (w, i) => {
+      w.on('message', (m: { bcryptLoaded?: number }) => { if (m?.bcryptLoaded === ids[i]) events.push(`loaded ${ids[i]}`) })
+      await once(w, 'exit')
+      events.push(`exit ${ids[i]}`)
+    })
+    await pool.close()
+    await Promise.all(exits)
+    for (const id of ids) {
+      const loaded = events.indexOf(`loaded ${id}`)
+      t.ok(loaded !== -1 && loaded < events.indexOf(`exit ${id}`), `round ${round}: thread loaded bcrypt before it ended`)
+    }
+  }
+})
+
 t.test('an idle pool never keeps the process alive', async (t) => {
   // A process that used the pool and never closed it still exits by itself.
   const poolModule = join(__dirname, '..', '..', 'src', 'security', 'bcrypt-pool.ts')
