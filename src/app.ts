@@ -79,8 +79,9 @@ export const MAX_PARAM_LENGTH = 200
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
     bodyLimit: 16 * 1024,
-    // Plugins connect to databases and start worker threads: a busy machine needs more than 10 s.
-    pluginTimeout: 30_000,
+    // Plugins connect to databases and start worker threads: a busy machine needs more than
+    // 10 s. The database plugin may also wait for PostgreSQL (DATABASE_START_WAIT_MS).
+    pluginTimeout: 30_000 + (config.database.kind === 'postgres' ? config.database.startWaitMs : 0),
     trustProxy: trustProxyOption(config.trustProxy),
     // The request id is always ours: a client must not choose what our log lines are keyed by.
     requestIdHeader: false,

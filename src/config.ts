@@ -19,6 +19,7 @@ export const EnvSchema = Type.Object({
   HOST: Type.Optional(Type.String({ minLength: 1 })),
   DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
   DATABASE_POOL_SIZE: Type.Optional(Int(1, 100)),
+  DATABASE_START_WAIT_MS: Type.Optional(Int(0, 600000)),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   REDIS_PREFIX: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,64}$' })),
   JWT_SECRET: Type.Optional(Type.String()),
@@ -50,8 +51,11 @@ export interface Config {
   host: string
   database:
   | { kind: 'sqlite', filename: string }
-  /** `poolSize`: connections per process */
-  | { kind: 'postgres', url: string, poolSize: number }
+  /**
+   * `poolSize`: connections per process; `startWaitMs`: how long the start waits for a
+   * PostgreSQL that is not reachable yet
+   */
+  | { kind: 'postgres', url: string, poolSize: number, startWaitMs: number }
   redisUrl: string | undefined
   /** prefix of every Redis key this service writes, so that instances or tests can share a server */
   redisPrefix: string
@@ -116,7 +120,7 @@ function intOf (env: Env, name: keyof Env, fallback: number): number {
  * `postgres://` or `postgresql://` selects PostgreSQL; else `file:./data/auth.db`, a bare path
  * or `:memory:` (SQLite).
  */
-function parseDatabaseUrl (raw: string, poolSize: number): Config['database'] {
+function parseDatabaseUrl (raw: string, poolSize: number, startWaitMs: number): Config['database'] {
   if (/^postgres(ql)?:\/\//i.test(raw)) {
     let url: URL
     try {
@@ -128,7 +132,7 @@ function parseDatabaseUrl (raw: string, poolSize: number): Config['database'] {
     if (url.hostname === '' && !url.searchParams.has('host')) {
       throw new ConfigError('DATABASE_URL', 'names no PostgreSQL host')
     }
-    return { kind: 'postgres', url: raw, poolSize }
+    return { kind: 'postgres', url: raw, poolSize, startWaitMs }
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
     throw new ConfigError('DATABASE_URL',
@@ -256,7 +260,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
     production,
     port: intOf(e, 'PORT', 3000),
     host: e.HOST ?? '127.0.0.1',
-    database: parseDatabaseUrl(e.DATABASE_URL ?? 'file:./data/auth.db', intOf(e, 'DATABASE_POOL_SIZE', 10)),
+    database: parseDatabaseUrl(e.DATABASE_URL ?? 'file:./data/auth.db', intOf(e, 'DATABASE_POOL_SIZE', 10),
+      intOf(e, 'DATABASE_START_WAIT_MS', 30_000)),
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX ?? 'auth:',
     jwt: {

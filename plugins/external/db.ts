@@ -18,12 +18,12 @@ declare module 'fastify' {
 }
 
 // Migrations are applied before the service takes requests: SQLite's in the file, PostgreSQL's
-// by one instance at a time (see migratePostgres).
+// by one instance at a time, once the server is reachable (see migratePostgres).
 export default fp(async function db (fastify) {
   const { database } = fastify.config
   let db: Db
   if (database.kind === 'postgres') {
-    await migratePostgres(database.url, fastify.log)
+    await migratePostgres(database.url, fastify.log, database.startWaitMs)
     db = openPostgres(database.url, database.poolSize, fastify.log)
   } else {
     db = openSqlite(database.filename)

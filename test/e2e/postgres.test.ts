@@ -1,7 +1,8 @@
 import t, { type Test } from 'tap'
 import { request } from 'node:http'
+import { once } from 'node:events'
 import pg from 'pg'
-import { createPostgresDatabase, ownPostgres, PASSWORD, REDIS_URL, redisPrefix, requireRedis, startServer, uniqueName, waitFor } from '../helper'
+import { createPostgresDatabase, ownPostgres, PASSWORD, REDIS_URL, redisPrefix, requireRedis, spawnServer, startServer, uniqueName, waitFor } from '../helper'
 
 // Real processes on one PostgreSQL (and one Redis): the promises that only hold if the
 // database, not a process, decides. Needs `npm run build` (it runs dist/src/server.js).
@@ -153,4 +154,42 @@ t.test('a PostgreSQL that is hung or down: 503 Database unavailable, /health say
   t.match(server.output(), /request failed/, 'the failures were logged')
   t.notMatch(server.output(), /\$2[aby]\$\d\d\$/, 'no password hash in the logs')
   t.notMatch(server.output(), /params:/, 'no statement parameters in the logs')
+})
+
+t.test('started before its PostgreSQL: waits for it (DATABASE_START_WAIT_MS), then serves; the URL never reaches the log', async (t) => {
+  const db = await ownPostgres(t)
+  await db.stop()
+  // trust authentication ignores the password: it is there to show it is never logged
+  const secret = 'start-wait-pw-3141'
+  const url = db.url.replace('postgres@', `postgres:${secret}@`)
+  const server = await spawnServer(t, { DATABASE_URL: url, DATABASE_START_WAIT_MS: '120000' })
+  await waitFor(async () => server.output().includes('PostgreSQL is not reachable yet'), 20_000)
+  t.equal(server.child.exitCode, null, 'still running while the database is down')
+  await db.start()
+  await server.ready()
+  const username = uniqueName('late')
+  t.equal((await call(server.url, 'POST', '/auth/register', { username, password: PASSWORD })).status, 201, 'serves once the database is up')
+  t.equal((await call(server.url, 'POST', '/auth/login', { username, password: PASSWORD })).status, 200)
+  t.match(server.output(), /PostgreSQL is reachable/)
+  t.notMatch(server.output(), new RegExp(secret), 'the password in DATABASE_URL is never logged')
+})
+
+t.test('PostgreSQL still down when DATABASE_START_WAIT_MS runs out: the start fails, saying why', async (t) => {
+  const db = await ownPostgres(t)
+  await db.stop()
+  const secret = 'start-wait-pw-2718'
+  const server = await spawnServer(t, { DATABASE_URL: db.url.replace('postgres@', `postgres:${secret}@`), DATABASE_START_WAIT_MS: '1500' })
+  const [code] = await once(server.child, 'exit')
+  t.equal(code, 1)
+  t.match(server.output(), /PostgreSQL was not reachable within DATABASE_START_WAIT_MS \(1500 ms, \d+ attempts\): ECONNREFUSED/)
+  t.notMatch(server.output(), new RegExp(secret), 'nor here')
+})
+
+t.test('a PostgreSQL that refuses us (no such database): the start fails at once, not after the wait', async (t) => {
+  const db = await ownPostgres(t)
+  const server = await spawnServer(t, { DATABASE_URL: db.url.replace(/\/postgres$/, '/no_such_database'), DATABASE_START_WAIT_MS: '600000' })
+  const [code] = await once(server.child, 'exit')
+  t.equal(code, 1, 'exited, although the wait is ten minutes')
+  t.match(server.output(), /database "no_such_database" does not exist/)
+  t.notMatch(server.output(), /not reachable yet/, 'no retry')
 })

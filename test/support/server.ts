@@ -26,6 +26,18 @@ export interface RunningServer {
  * free port, with a fresh SQLite file unless DATABASE_URL is given, and waits for /health.
  */
 export async function startServer (t: Test, env: Record<string, string | undefined> = {}, cwd?: string): Promise<RunningServer> {
+  const server = await spawnServer(t, env, cwd)
+  await server.ready()
+  return server
+}
+
+/**
+ * The process of startServer, not waited for: `ready()` waits for /health (20 s), for a
+ * test that acts while the service is still starting.
+ */
+export async function spawnServer (
+  t: Test, env: Record<string, string | undefined> = {}, cwd?: string
+): Promise<RunningServer & { ready: () => Promise<void> }> {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'auth-service-'))
   const child = spawn(process.execPath, [SERVER_ENTRY], {
@@ -50,15 +62,17 @@ export async function startServer (t: Test, env: Record<string, string | undefin
     return code as number | null
   }
   t.teardown(() => stop('SIGKILL'))
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${out}`)
-    try {
-      const res = await fetch(`${url}/health`)
-      if (res.status === 200 || res.status === 503) break
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`server did not start: ${out}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
+  const ready = async () => {
+    const deadline = Date.now() + 20_000
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${out}`)
+      try {
+        const res = await fetch(`${url}/health`)
+        if (res.status === 200 || res.status === 503) return
+      } catch {}
+      if (Date.now() > deadline) throw new Error(`server did not start: ${out}`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
   }
-  return { url, port, child, output: () => out, stop }
+  return { url, port, child, output: () => out, stop, ready }
 }

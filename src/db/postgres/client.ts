@@ -46,19 +46,59 @@ export const LOCKS = { MIGRATIONS: 0x61757468_0001, REVOCATION_LOG: 0x61757468_0
 export const MIGRATIONS_FOLDER = join(__dirname, '..', '..', '..', 'src', 'db', 'postgres', 'migrations')
 
 /**
+ * At start, a PostgreSQL that is not reachable yet (not started, restarting, its DNS name not
+ * there yet: the usual order of a compose file or a pod) is waited for, up to `waitMs`, with
+ * a warning per attempt; then the start fails. A server that answers with an error of its
+ * own (a wrong password, no such database) fails the start at once: waiting cannot fix it.
+ */
+const RETRY_FIRST_MS = 250
+const RETRY_MAX_MS = 2000
+
+/** True for a failure to reach the server, as opposed to the server refusing us. */
+function isUnreachable (err: unknown): boolean {
+  if (!(err instanceof pg.DatabaseError)) return true // refused, reset, timed out, DNS
+  // 57P03: starting up, shutting down or in recovery; 53300: too many connections
+  return err.code === '57P03' || err.code === '53300'
+}
+
+async function connectWhenReachable (
+  url: string, waitMs: number, log: FastifyBaseLogger, applicationName: string
+): Promise<pg.Client> {
+  const deadline = Date.now() + waitMs
+  for (let attempt = 1, retryMs = RETRY_FIRST_MS; ; attempt++, retryMs = Math.min(2 * retryMs, RETRY_MAX_MS)) {
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: applicationName })
+    client.on('error', (err) => { log.warn({ err }, 'PostgreSQL connection failed') })
+    try {
+      await client.connect()
+      if (attempt > 1) log.info({ attempt }, 'PostgreSQL is reachable')
+      return client
+    } catch (err) {
+      await client.end().catch(() => {})
+      if (!isUnreachable(err)) throw err
+      // the reason, never the URL: it may hold a password
+      const reason = (err as { code?: string }).code ?? (err as Error).message
+      const left = deadline - Date.now()
+      if (left <= 0) {
+        throw new Error(`PostgreSQL was not reachable within DATABASE_START_WAIT_MS (${waitMs} ms, ${attempt} ` +
+          `attempts): ${reason}`, { cause: err })
+      }
+      const wait = Math.min(retryMs, left)
+      log.warn({ attempt, retryInMs: wait, reason },
+        `PostgreSQL is not reachable yet; waiting up to ${Math.ceil(left / 1000)} s more (DATABASE_START_WAIT_MS)`)
+      await new Promise((resolve) => setTimeout(resolve, wait))
+    }
+  }
+}
+
+/**
  * Applies the migrations once, however many instances start together: each takes a session
  * advisory lock first, so one migrates while the others wait, then find nothing left to do.
  * (drizzle's migrator alone would race: CREATE SCHEMA/TABLE IF NOT EXISTS and the migrations
- * themselves run concurrently and fail on each other's objects.)
+ * themselves run concurrently and fail on each other's objects.) Waits for the server first
+ * (connectWhenReachable).
  */
-export async function migratePostgres (url: string, log: FastifyBaseLogger): Promise<void> {
-  const client = new pg.Client({
-    connectionString: url,
-    connectionTimeoutMillis: 10_000,
-    application_name: 'auth-service:migrate'
-  })
-  client.on('error', (err) => { log.warn({ err }, 'migration connection failed') })
-  await client.connect()
+export async function migratePostgres (url: string, log: FastifyBaseLogger, startWaitMs = 0): Promise<void> {
+  const client = await connectWhenReachable(url, startWaitMs, log, 'auth-service:migrate')
   try {
     await client.query('SELECT pg_advisory_lock($1)', [LOCKS.MIGRATIONS])
     await migrate(drizzle({ client }), { migrationsFolder: MIGRATIONS_FOLDER })
