@@ -66,7 +66,9 @@ async function connectWhenReachable (
 ): Promise<pg.Client> {
   const deadline = Date.now() + waitMs
   for (let attempt = 1, retryMs = RETRY_FIRST_MS; ; attempt++, retryMs = Math.min(2 * retryMs, RETRY_MAX_MS)) {
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: applicationName })
+    const client = new pg.Client({
+      connectionString: url, connectionTimeoutMillis: 10_000, application_name: applicationName
+    })
     client.on('error', (err) => { log.warn({ err }, 'PostgreSQL connection failed') })
     try {
       await client.connect()
