@@ -7,13 +7,15 @@
  *   npm run bench -- --quick    about a minute: shorter windows, fewer scenarios on Redis
  *   npm run bench -- --profile  also writes the service's CPU profiles to bench/.tmp/profiles
  *   npm run bench -- --alg EdDSA|ES256|RS256   only `me` and `reject` (memory store), tokens
- *                               signed with that algorithm; results in bench/.tmp/results-<alg>.json
+ *                               signed with that algorithm; results in bench/.tmp/results-<alg>.json (with
+ *                               --save also in bench/results.json, beside the full run)
  *   npm run bench -- --db postgres   the same scenarios on PostgreSQL (a fresh database of the
  *                               server at BENCH_POSTGRES_URL, dropped at the end); --db both runs
  *                               SQLite then PostgreSQL in one run, so their ratios share a machine
  *                               state; --db sqlite (the default) is the run as it always was
  *   npm run bench -- --save     a full run that replaces the committed bench/results.json and
- *                               the tables of README.md and bench/README.md (bench/tables.ts)
+ *                               the tables of README.md and bench/README.md (bench/tables.ts);
+ *                               with --alg, only that algorithm's entry of the committed file
  *
  * Without --save a run writes bench/.tmp/results.json (ignored by git), so trying the bench
  * never dirties the tree.
@@ -36,7 +38,7 @@ import { load, rotate, type LoadResult, type LoadSpec, type Req } from './lib/lo
 import { badTokens } from './lib/tokens'
 import { generateSigningJwk, parseKeySet, type AsymmetricAlg, type SigningKey } from '../src/signing-keys'
 import { dbOf, summary, type DbKind, type MemoryEntry, type Results, type Row } from './lib/report'
-import { COMMITTED_RESULTS, LATEST_RESULTS, updateReadmes } from './tables'
+import { COMMITTED_RESULTS, LATEST_RESULTS, readResults, updateReadmes } from './tables'
 
 const ROOT = join(__dirname, '..')
 const SERVER_ENTRY = join(ROOT, 'dist', 'src', 'server.js')
@@ -823,18 +825,26 @@ async function main () {
     targets,
     failures
   }
-  // A run that failed is never committed, --save or not; nor is a partial one (--quick, --alg).
-  const save = SAVE && failures.length === 0 && !QUICK && ALG === undefined
-  const file = save ? COMMITTED_RESULTS : ALG === undefined ? LATEST_RESULTS : join(__dirname, '.tmp', `results-${ALG}.json`)
+  // A run that failed is never committed, --save or not; nor is a quick one. A full run keeps
+  // the committed per-algorithm runs; an --alg run replaces its own algorithm's entry only.
+  const save = SAVE && failures.length === 0 && !QUICK
+  const file = ALG === undefined ? (save ? COMMITTED_RESULTS : LATEST_RESULTS) : join(__dirname, '.tmp', `results-${ALG}.json`)
   mkdirSync(dirname(file), { recursive: true })
   writeFileSync(file, JSON.stringify(results, null, 2) + '\n')
-  if (save) updateReadmes(results)
+  if (save) {
+    const committed = readResults()
+    const saved: Results = ALG === undefined
+      ? { ...results, ...(committed.algorithms === undefined ? {} : { algorithms: committed.algorithms }) }
+      : { ...committed, algorithms: { ...committed.algorithms, [ALG]: { machine: results.machine, scenarios: results.scenarios } } }
+    writeFileSync(COMMITTED_RESULTS, JSON.stringify(saved, null, 2) + '\n')
+    updateReadmes(saved)
+  }
 
   const out: string[] = ['', summary(results)]
   out.push('', 'targets:')
   for (const t of targets) out.push(`  ${t.met === null ? 'n/a ' : t.met ? 'met ' : 'MISS'}  ${t.target}: ${t.value}`)
   out.push('', `${QUICK ? 'quick' : 'full'} run${ALG === undefined ? '' : ` (JWT_ALG=${ALG})`} in ${elapsed.toFixed(0)} s; results in ${relative(ROOT, file)}` +
-    (save ? ' and the tables of README.md and bench/README.md (commit them)' : ' (npm run bench -- --save replaces the committed ones)'))
+    (save ? `${ALG === undefined ? '' : ` and JWT_ALG=${ALG} in ${relative(ROOT, COMMITTED_RESULTS)}`} and the tables of README.md and bench/README.md (commit them)` : ' (npm run bench -- --save replaces the committed ones)'))
   if (failures.length > 0) {
     out.push('', 'FAILED: errors or unexpected statuses in scenarios that must succeed:')
     for (const f of failures) out.push(`  ${f}`)

@@ -76,6 +76,16 @@ export interface Results {
   memory: MemoryEntry[]
   targets: Array<{ target: string, value: string, met: boolean | null }>
   failures: string[]
+  /**
+   * `npm run bench -- --alg X --save`: `me` and `reject` with tokens signed by X, each from a
+   * run of its own (its machine says which), kept by later full runs
+   */
+  algorithms?: Partial<Record<'EdDSA' | 'ES256' | 'RS256', AlgorithmRun>>
+}
+
+export interface AlgorithmRun {
+  machine: Results['machine']
+  scenarios: Row[]
 }
 
 /** The table, then what is unavailable, RSS and the mixed scenario: what a run prints. */
@@ -98,17 +108,23 @@ export function summary (results: Pick<Results, 'scenarios' | 'unavailable' | 'm
 export const BEGIN_MARK = '<!-- bench-results: generated from bench/results.json by `npx tsx bench/tables.ts`; do not edit -->'
 export const END_MARK = '<!-- /bench-results -->'
 
-/** The markdown between the markers: which run it was, and its summary. */
+const runOf = (m: Results['machine']) =>
+  `${m.started_at.slice(0, 10)} (commit ${m.commit ?? 'unknown'}, Node ${m.node}, ${m.cpus} cores, load generator on the same cores, ${Math.round(m.elapsed_s)} s)`
+
+/** The markdown between the markers: which run it was, its summary, and the per-algorithm runs. */
 export function resultsBlock (results: Results): string {
   const m = results.machine
-  const when = m.started_at.slice(0, 10)
-  return [
-    `${m.quick ? 'Quick' : 'Full'} run of ${when} (commit ${m.commit ?? 'unknown'}, Node ${m.node}, ${m.cpus} cores, load generator on the same cores, ${Math.round(m.elapsed_s)} s):`,
+  const out = [
+    `${m.quick ? 'Quick' : 'Full'} run of ${runOf(m)}:`,
     '',
     '```',
     summary(results),
     '```'
-  ].join('\n')
+  ]
+  for (const [alg, run] of Object.entries(results.algorithms ?? {})) {
+    out.push('', `JWT_ALG=${alg}, \`npm run bench -- --alg ${alg} --save\`, run of ${runOf(run.machine)}:`, '', '```', table(run.scenarios), '```')
+  }
+  return out.join('\n')
 }
 
 /** `markdown` with the block between the markers replaced; throws if the markers are missing. */

@@ -29,6 +29,17 @@ t.test('rows name their database; rows saved before --db existed were SQLite', a
   t.match(lines[4], /^me +sqlite +memory +1 +800 /)
 })
 
+t.test('per-algorithm runs (--alg X --save) follow the main table, each naming its own run', async (t) => {
+  const results = readResults()
+  const row: Row = { name: 'reject', store: 'memory', rps: 4321, p50_ms: 1, p99_ms: 2, errors: 0, non2xx: 10, reference: 'ceiling', ratio: 0.5, workers: 1, reference_rps: 8642, requests: 10, connections: 32, unexpected: 0, expected_status: 401 }
+  const block = resultsBlock({ ...results, algorithms: { ES256: { machine: { ...results.machine, commit: 'abc1234' }, scenarios: [row] } } })
+  const at = block.indexOf('JWT_ALG=ES256')
+  t.ok(at > block.indexOf(table(results.scenarios).split('\n')[2]), 'after the main table')
+  t.match(block.slice(at), /^JWT_ALG=ES256, `npm run bench -- --alg ES256 --save`, run of .*commit abc1234/)
+  t.match(block.slice(at), /^reject +sqlite +memory +1 +4321 /m, 'with its rows')
+  t.notMatch(resultsBlock({ ...results, algorithms: undefined }), /JWT_ALG=/, 'nothing when no algorithm was run')
+})
+
 t.test('a bench run writes where git does not look, unless --save', async (t) => {
   // exit 0 = ignored; a run without --save must leave `git status` clean.
   await t.resolves(run('git', ['check-ignore', '-q', LATEST_RESULTS], { cwd: ROOT }), `${relative(ROOT, LATEST_RESULTS)} is ignored by git`)
