@@ -63,20 +63,28 @@ export default fp(async function metrics (fastify) {
   // costs a bucket search, not a label hash (measured in bench/README.md).
   type Children = { duration: ReturnType<Histogram['labels']>, count: ReturnType<Counter['labels']> }
   const children = new Map<string, Children>()
-  fastify.addHook('onResponse', function (request, reply, done) {
-    // unmatched URLs share one label, so a scan of random paths cannot grow the series
-    const route = request.routeOptions.url ?? 'unmatched'
-    const key = `${request.method} ${reply.statusCode} ${route}`
-    let child = children.get(key)
-    if (child === undefined) {
-      const labels = [request.method, route, String(reply.statusCode)]
-      child = { duration: service.requestDuration.labels(...labels), count: service.requests.labels(...labels) }
-      children.set(key, child)
-    }
-    child.duration.observe(reply.elapsedTime / 1000)
-    child.count.inc()
-    done()
-  })
+  // Only when someone can read them (METRICS_TOKEN or METRICS_PORT): the hook costs protected
+  // reads about a tenth of their throughput. Measured with 20-24 alternating autocannon windows
+  // of GET /users/me, main-thread CPU per request, medians: 37.6 vs 32.7 us and 51.1 vs
+  // 43.3 us with and without it; a hand-kept histogram instead of prom-client's did no better
+  // (40.8 vs 41.2 us, 37.7 without the hook): the cost is the hook, not the library.
+  const readable = options.token !== undefined || options.port !== undefined
+  if (readable) {
+    fastify.addHook('onResponse', function (request, reply, done) {
+      // unmatched URLs share one label, so a scan of random paths cannot grow the series
+      const route = request.routeOptions.url ?? 'unmatched'
+      const key = `${request.method} ${reply.statusCode} ${route}`
+      let child = children.get(key)
+      if (child === undefined) {
+        const labels = [request.method, route, String(reply.statusCode)]
+        child = { duration: service.requestDuration.labels(...labels), count: service.requests.labels(...labels) }
+        children.set(key, child)
+      }
+      child.duration.observe(reply.elapsedTime / 1000)
+      child.count.inc()
+      done()
+    })
+  }
 
   // Errors only: nothing on the hot path.
   fastify.addHook('onError', function (_request, _reply, error, done) {

@@ -29,6 +29,18 @@ t.test('GET /metrics needs the METRICS_TOKEN, and does not exist without one', a
   t.equal((await without.inject({ url: '/metrics', headers: bearer(METRICS_TOKEN) })).statusCode, 404, 'off unless METRICS_TOKEN is set')
 })
 
+t.test('requests are timed only when the metrics can be read (METRICS_TOKEN or METRICS_PORT): the hook costs protected reads', async (t) => {
+  const series = /^http_requests_total\{[^}]*route="\/health\/live"[^}]*\} (\d+)$/m
+  const off = await build(t)
+  for (let i = 0; i < 3; i++) t.equal((await off.inject({ url: '/health/live' })).statusCode, 200)
+  t.notMatch(await off.metricsText(), series, 'no metrics readable: no request series kept')
+  for (const env of [{ METRICS_TOKEN }, { METRICS_PORT: '9464' }]) {
+    const on = await build(t, env)
+    for (let i = 0; i < 3; i++) t.equal((await on.inject({ url: '/health/live' })).statusCode, 200)
+    t.equal(series.exec(await on.metricsText())?.[1], '3', `with ${Object.keys(env)[0]}: every request counted`)
+  }
+})
+
 t.test('the counters move by exactly what was done over HTTP', async (t) => {
   const app = await build(t, { METRICS_TOKEN })
   const before = await scrape(app)
