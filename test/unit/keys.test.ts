@@ -191,6 +191,17 @@ t.test('keys rotate: a new key in front, the others kept in order; --stage, prom
     t.equal(keys('remove', file, 'no-such-kid').status, 1, 'an unknown kid')
   }
 
+  // A kid is base64url and may begin with "-" (one key in 64): promote and remove must not
+  // read it as an option (CI met one: promote exited 2).
+  const dashed = { ...(await generateSigningJwk('EdDSA')), kid: '-Fcpf-looks-like-an-option' }
+  const signer = await generateSigningJwk('EdDSA')
+  const dashFile = keyFile([signer, dashed])
+  t.equal(keys('promote', dashFile, dashed.kid).status, 0, 'promote a kid that begins with "-"')
+  t.same(readKeys(dashFile).map((k) => k.kid), [dashed.kid, signer.kid])
+  t.equal(keys('remove', dashFile, '--', signer.kid as string).status, 0, 'a "--" before the KID is allowed')
+  t.same(readKeys(dashFile).map((k) => k.kid), [dashed.kid])
+  t.equal(keys('remove', dashFile, '--stage').status, 1, 'an option-like KID is looked up as a kid: unknown, not a usage error')
+
   // A file the service would refuse is not rotated (nor rewritten).
   const ed = generated.get('EdDSA')!
   const bad = keyFile([ed[0], { ...ed[1], kid: ed[0].kid }])
