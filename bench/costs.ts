@@ -35,6 +35,7 @@ import { performance } from 'node:perf_hooks'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 import { cpuSeconds, freePort, sleep, startChild, stopAll, type Child } from './lib/procs'
+import { http } from './lib/http'
 
 const ROOT = join(__dirname, '..')
 const SERVER_ENTRY = join(ROOT, 'dist', 'src', 'server.js')
@@ -130,16 +131,6 @@ const notOurs = (e: MonitorEvent) => !OURS.has(e.args[0].toLowerCase())
 interface MonitorEvent { args: string[], source: string }
 
 // --- the service --------------------------------------------------------------------------
-
-async function http (base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(base + path, {
-    method,
-    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  })
-  const text = await res.text()
-  return { status: res.status, text, json: () => JSON.parse(text) }
-}
 
 function expectStatus (what: string, res: { status: number, text: string }, status: number) {
   if (res.status !== status) throw new Error(`${what}: ${res.status} (expected ${status}) ${res.text.slice(0, 200)}`)

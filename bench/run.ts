@@ -34,6 +34,7 @@ import { performance } from 'node:perf_hooks'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 import { childPids, cpuSeconds, freePort, rssMb, sleep, startChild, stopAll, type Child } from './lib/procs'
+import { http } from './lib/http'
 import { load, rotate, type LoadResult, type LoadSpec, type Req } from './lib/load'
 import { badTokens } from './lib/tokens'
 import { generateSigningJwk, parseKeySet, type AsymmetricAlg, type SigningKey } from '../src/signing-keys'
@@ -83,16 +84,6 @@ const log = (msg: string) => { process.stderr.write(`[bench ${((performance.now(
 const T0 = performance.now()
 
 // --- helpers --------------------------------------------------------------------------
-
-async function http (base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(base + path, {
-    method,
-    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  })
-  const text = await res.text()
-  return { status: res.status, text, json: () => JSON.parse(text), retryAfter: res.headers.get('retry-after') }
-}
 
 async function pool<T, R> (items: T[], concurrency: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length)

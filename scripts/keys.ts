@@ -86,16 +86,14 @@ const describe = (keys: Jwk[]) => keys.map((k, i) => `  ${k.kid}  ${String(k.alg
 
 async function run (argv: string[]): Promise<string> {
   // promote and remove take no options, and a kid (base64url) may begin with "-": their
-  // arguments are taken as written (a lone "--" before the KID is allowed and skipped).
+  // arguments are read as written, as if after "--" (a lone "--" before the KID is skipped).
   const asWritten = argv[0] === 'promote' || argv[0] === 'remove'
-  const { positionals, values } = asWritten
-    ? { positionals: argv.filter((arg, i) => !(arg === '--' && i === 2)), values: {} as { alg?: string, out?: string, stage?: boolean } }
-    : parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: { alg: { type: 'string' }, out: { type: 'string' }, stage: { type: 'boolean' } }
-    })
+  const { positionals, values } = parseArgs({
+    args: asWritten ? ['--', ...argv.filter((arg, i) => !(arg === '--' && i === 2))] : argv,
+    allowPositionals: true,
+    strict: true,
+    options: { alg: { type: 'string' }, out: { type: 'string' }, stage: { type: 'boolean' } }
+  })
   const [command, file, kid, ...rest] = positionals
   const needs = (n: number) => {
     if (positionals.length !== n + 1) throw new UsageError(`${command} takes ${n === 1 ? 'FILE' : 'FILE KID'}`)

@@ -5,7 +5,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync, readdirSync } from 'node:fs'
-import { createServer } from 'node:net'
 
 const live = new Set<ChildProcess>()
 
@@ -77,15 +76,8 @@ export async function stopAll () {
   }))
 }
 
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
-}
+// the tests' own: one way to find a port
+export { freePort } from '../../test/support/ports'
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
