@@ -24,8 +24,9 @@ export interface Sessions {
    */
   start (userId: string, credentialVersion: number): Promise<StartedSession | null>
   /**
-   * Rotates the refresh token. null: not a live refresh token (401). A reused one revokes
-   * its session (security event 'refresh.reuse', with `ctx`'s client).
+   * Rotates the refresh token. null: not a live refresh token (401), also when a revocation
+   * of its session committed while this ran (the new token is then never signed). A reused
+   * one revokes its session (security event 'refresh.reuse', with `ctx`'s client).
    */
   refresh (refreshToken: string, ctx: RequestContext): Promise<TokenPair | null>
   /**

@@ -93,9 +93,12 @@ export interface SessionsRepository {
   /** false (nothing written): the user is gone or changed its password since the check. */
   create (s: NewSession, refreshHash: string): Promise<boolean>
   /**
-   * One transaction: the old hash is marked used and the new one stored, or nothing happens.
-   * Of parallel rotations of one token (on any instance), one is 'rotated' and the others
-   * see it used ('reused').
+   * One transaction: the old hash is marked used and the new one stored, and the session's
+   * access expiry raised to `accessExpiresAt`, or nothing happens. Of parallel rotations of
+   * one token (on any instance), one is 'rotated' and the others see it used ('reused').
+   * 'invalid' too when a revocation of the session commits first: a session's revocation
+   * (whose entry lasts until its access expiry, read under the row lock) then always covers
+   * every access token the session issued.
    */
   rotate (oldHash: string, newHash: string, now: number, accessExpiresAt: number): Promise<RotateResult>
   /**

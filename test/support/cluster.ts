@@ -16,13 +16,15 @@ export interface Pair {
 }
 
 /**
- * Two service processes, A and B, as production runs them: one SQLite file, one Redis, one
- * REDIS_PREFIX. `proxied` ('a' or 'b') reaches Redis through a test proxy that can stall or
- * cut its links. Rate limits are off: races fire many logins from one address.
+ * Two service processes, A and B, as production runs them: one database (a new SQLite file
+ * unless `databaseUrl` is given, e.g. testDatabase's), one Redis, one REDIS_PREFIX.
+ * `proxied` ('a' or 'b') reaches Redis through a test proxy that can stall or cut its links. Rate limits are off: races fire many logins from one address.
  */
-export async function startPair (t: Test, opts: { redisUrl: string, proxied?: 'a' | 'b', env?: Record<string, string> }): Promise<Pair> {
+export async function startPair (
+  t: Test, opts: { redisUrl: string, proxied?: 'a' | 'b', env?: Record<string, string>, databaseUrl?: string }
+): Promise<Pair> {
   const prefix = redisPrefix()
-  const databaseUrl = `file:${join(mkdtempSync(join(tmpdir(), 'auth-pair-')), 'auth.db')}`
+  const databaseUrl = opts.databaseUrl ?? `file:${join(mkdtempSync(join(tmpdir(), 'auth-pair-')), 'auth.db')}`
   let proxy: RedisProxy | null = null
   if (opts.proxied !== undefined) {
     const port = Number(new URL(opts.redisUrl).port)

@@ -65,12 +65,19 @@ export function postgresSessionsRepository (db: PostgresDb): SessionsRepository 
         if (s.revokedAt !== null || s.expiresAt <= now || row.tokenExpiresAt <= now) {
           return { status: 'invalid' as const }
         }
+        // The session as read above may have been revoked since: a revocation takes no lock on
+        // the token. This UPDATE waits for a revocation holding the row and then re-checks
+        // its condition on the committed row, so it either raises access_expires_at before any
+        // revocation reads it (which then covers the new token) or finds the session revoked
+        // and writes nothing: no token is ever issued after its session's revocation committed.
+        const touched = await tx.update(sessions)
+          .set({ lastUsedAt: now, accessExpiresAt: sql`greatest(${sessions.accessExpiresAt}, ${accessExpiresAt})` })
+          .where(live(s.id, now))
+          .returning({ id: sessions.id })
+        if (touched.length === 0) return { status: 'invalid' as const }
         await tx.update(refreshTokens).set({ usedAt: now }).where(eq(refreshTokens.tokenHash, oldHash))
         await tx.insert(refreshTokens)
           .values({ tokenHash: newHash, sessionId: s.id, createdAt: now, expiresAt: s.expiresAt })
-        await tx.update(sessions)
-          .set({ lastUsedAt: now, accessExpiresAt: sql`greatest(${sessions.accessExpiresAt}, ${accessExpiresAt})` })
-          .where(eq(sessions.id, s.id))
         return { status: 'rotated' as const, session: { ...s, lastUsedAt: now } }
       })
     },

@@ -35,7 +35,9 @@ export function sqliteSessionsRepository ({ orm: db, client }: SqliteDb): Sessio
   const touchSession = db.update(sessions).set({
     lastUsedAt: sql`${sql.placeholder('now')}`,
     accessExpiresAt: sql`max(${sessions.accessExpiresAt}, ${sql.placeholder('accessExpiresAt')})`
-  }).where(eq(sessions.id, sql.placeholder('id'))).prepare()
+  }).where(and(
+    eq(sessions.id, sql.placeholder('id')), isNull(sessions.revokedAt), gt(sessions.expiresAt, sql.placeholder('now'))
+  )).prepare()
 
   // better-sqlite3 transactions are synchronous: parallel refreshes of one token are
   // serialised here, and only the first finds it unused.
@@ -46,9 +48,11 @@ export function sqliteSessionsRepository ({ orm: db, client }: SqliteDb): Sessio
     const s = row.session
     if (row.usedAt !== null) return { status: 'reused', sessionId: s.id, userId: s.userId }
     if (s.revokedAt !== null || s.expiresAt <= now || row.tokenExpiresAt <= now) return { status: 'invalid' }
+    // Conditional like the PostgreSQL twin's (one writer makes the check above enough here, but
+    // the rule is the same): a session revoked meanwhile gets no new token, and nothing is written.
+    if (touchSession.run({ now, id: s.id, accessExpiresAt }).changes === 0) return { status: 'invalid' }
     markUsed.run({ now, hash: oldHash })
     insertToken.run({ hash: newHash, sessionId: s.id, now, expiresAt: s.expiresAt })
-    touchSession.run({ now, id: s.id, accessExpiresAt })
     return { status: 'rotated', session: { ...s, lastUsedAt: now } }
   })
 
