@@ -40,7 +40,8 @@ export interface Accounts {
    * A password change needs the current password and revokes every other session of the
    * user, in one transaction that also checks that the password checked is still current
    * and the asking session still live (else nothing changes: 403 or 401). undefined: the
-   * user is gone.
+   * user is gone. A wrong current_password is counted like a failed login (and per
+   * session): RateLimitedError (429) once a limit is spent, before any hashing.
    */
   update (userId: string, sessionId: string, change: AccountChange, ctx: RequestContext):
   Promise<UserRecord | undefined>
@@ -62,26 +63,59 @@ export default fp(async function accounts (fastify) {
     throw err
   }
 
+  /** current_password: counted like a login's password, per account, address and session. */
+  const confirmPassword = async (user: UserRecord, sessionId: string, password: string, ctx: RequestContext) => {
+    const attempt = { account: user.username, ip: ctx.ip, sessionId }
+    let ok: boolean
+    try {
+      await rateLimits.checkPassword(attempt)
+      ok = await passwords.verify(password, user.passwordHash, ctx.signal)
+    } catch (err) {
+      await rateLimits.cancelled(attempt).catch(() => {}) // refused or never judged (shed, client gone): no failure
+      throw err
+    }
+    if (ok) await rateLimits.succeeded(attempt)
+    return ok
+  }
+
   const service: Accounts = {
     async register (username, password, ctx) {
       await rateLimits.consumeRegister(ctx.ip)
       if (isCommonPassword(password)) throw new WeakPasswordError()
-      const user = await users.create(username, await passwords.hash(password, ctx.signal))
+      const release = rateLimits.hashingSlot(ctx.ip)
+      const passwordHash = await passwords.hash(password, ctx.signal).finally(release)
+      const user = await users.create(username, passwordHash)
       await audit.record({ event: 'user.registered', userId: user.id }, ctx)
       return user
     },
 
     async login (username, password, ctx) {
       const { ip, signal } = ctx
-      await rateLimits.consumeLogin(ip, username).catch(countLogin)
-      const user = await users.findByUsername(username)
-      const ok = await passwords.verify(password, user?.passwordHash ?? null, signal).catch(countLogin)
+      const attempt = { account: username, ip }
+      let judged = false
+      let release: (() => void) | undefined
+      let ok = false
+      let user: UserRecord | undefined
+      try {
+        release = rateLimits.hashingSlot(ip)
+        await rateLimits.checkPassword(attempt)
+        user = await users.findByUsername(username)
+        ok = await passwords.verify(password, user?.passwordHash ?? null, signal)
+        judged = true
+      } catch (err) {
+        countLogin(err)
+      } finally {
+        release?.()
+        // Refused, shed (503), client gone or database down: the password was never judged,
+        // so the attempt is no failure (a victim retrying through a flood must not reach 429).
+        if (!judged) await rateLimits.cancelled(attempt).catch(() => {})
+      }
       // The session is created only if the password just checked is still the current one:
       // a login that raced a password change or a deletion fails like a wrong password.
       const started = ok && user !== undefined ? await sessions.start(user.id, user.credentialVersion) : null
       if (started !== null && user !== undefined) {
         const { sessionId, ...tokens } = started
-        await rateLimits.loginSucceeded(ip, username)
+        await rateLimits.succeeded(attempt)
         metrics.logins.inc({ outcome: 'success' })
         await audit.record({ event: 'login.success', userId: user.id, sessionId }, ctx)
         return { user, tokens }
@@ -105,21 +139,32 @@ export default fp(async function accounts (fastify) {
       }
       const user = await users.findById(userId)
       if (user === undefined) return undefined
-      const wrong = change.currentPassword !== undefined &&
-        !(await passwords.verify(change.currentPassword, user.passwordHash, signal))
-      if (wrong) {
-        await record('user.update_denied', { reason: 'wrong_current_password' })
-        throw new WrongCurrentPasswordError()
-      }
-      if (change.password === undefined) {
+      const rename = async () => {
         const renamed = change.username === undefined ? user : await users.rename(userId, change.username)
         if (renamed !== undefined && change.username !== undefined) await record('user.renamed')
         return renamed
       }
-      if (isCommonPassword(change.password)) throw new WeakPasswordError()
-      // The other sessions must be revocable: 503 before the password changes, not after.
-      await fastify.revocationStore.ping()
-      const passwordHash = await passwords.hash(change.password, signal)
+      if (change.currentPassword === undefined) return await rename()
+      // current_password is checked like a login's password (counted per account, address and
+      // session: a stolen token cannot guess freely), and its hashing, with the new
+      // password's, holds one of the client's few hashing slots.
+      const release = rateLimits.hashingSlot(ctx.ip, user.username)
+      let passwordHash: string | undefined
+      try {
+        if (!(await confirmPassword(user, sessionId, change.currentPassword, ctx))) {
+          await record('user.update_denied', { reason: 'wrong_current_password' })
+          throw new WrongCurrentPasswordError()
+        }
+        if (change.password !== undefined) {
+          if (isCommonPassword(change.password)) throw new WeakPasswordError()
+          // The other sessions must be revocable: 503 before the password changes, not after.
+          await fastify.revocationStore.ping()
+          passwordHash = await passwords.hash(change.password, signal)
+        }
+      } finally {
+        release()
+      }
+      if (passwordHash === undefined) return await rename()
       const result = await users.changePassword({
         id: userId,
         passwordHash,

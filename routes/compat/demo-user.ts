@@ -89,7 +89,8 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Change the username and/or password, and renew the token (seed 000); use PATCH /users/me',
       description: 'A rename works as in the seed. Unlike the seed, a password change also needs current_password ' +
         '(400 without it, 403 when it is wrong; nothing changes either way), so a stolen access token cannot take ' +
-        'the account over. A password change revokes every other session of the user.',
+        'the account over; wrong answers are limited like failed logins (429). A password change revokes every ' +
+        'other session of the user.',
       security: BearerSecurity,
       body: Type.Ref(UserPatch),
       response: {
@@ -99,6 +100,7 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
           401: INVALID,
           403: 'current_password is wrong',
           409: 'Username is already taken',
+          429: 'Too many attempts; try again later',
           503: 'Revocation store unavailable'
         }),
         ...commonErrors(413, 415)

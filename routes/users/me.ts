@@ -26,7 +26,8 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['users'],
       summary: 'Change the username and/or the password',
       description: 'Give username, password, or both. A password change needs current_password (403 when wrong) ' +
-        'and revokes every other session of the user; this session stays logged in.',
+        'and revokes every other session of the user; this session stays logged in. Wrong current_password answers ' +
+        'are limited like failed logins, per account and per session (429 with Retry-After).',
       security: BearerSecurity,
       body: Type.Ref(UserPatch),
       response: {
@@ -36,7 +37,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
           `("${COMMON_PASSWORD_MESSAGE}"), or a field out of its schema`,
         CURRENT_PASSWORD_REQUIRED, 'FST_ERR_VALIDATION'),
         403: errorResponse(403, 'current_password is wrong; nothing was changed', 'current_password is wrong'),
-        ...errors(401, 409, 413, 415, 503)
+        ...errors(401, 409, 413, 415, 429, 503)
       }
     }
   }, async (request, reply) => {
