@@ -38,6 +38,11 @@ export interface VerifierOptions {
   clockTolerance?: number
   /** the host's prom-client Registry: the plugin's metrics are registered there */
   registry?: PromRegistry
+  /**
+   * how many verified tokens to remember (default 10,000; 0 = verify every time). A token
+   * seen again skips the signature check; its exp and the blocklist are checked every time.
+   */
+  cacheSize?: number
 }
 
 /** The verified claims of an access token. */
@@ -120,6 +125,15 @@ async function verifierPlugin (app: FastifyInstance, options: VerifierOptions): 
     requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp'],
     clockTolerance: options.clockTolerance ?? 0
   }
+  const cacheSize = options.cacheSize ?? 10_000
+  const tolerance = (options.clockTolerance ?? 0) * 1000
+  // token -> its verified claims, oldest first (a Map keeps insertion order).
+  const verified = new Map<string, AccessClaims>()
+  const remember = (token: string, claims: AccessClaims) => {
+    if (cacheSize <= 0) return
+    if (verified.size >= cacheSize) verified.delete(verified.keys().next().value!)
+    verified.set(token, claims)
+  }
   const log = app.log.child({ plugin: 'fastify-verifier' })
   const feed = new Feed({ urls, token: options.feedToken, staleAfter, log })
   const metrics: VerifierMetrics | null = options.registry ? createMetrics(options.registry, feed) : null
@@ -152,25 +166,38 @@ async function verifierPlugin (app: FastifyInstance, options: VerifierOptions): 
       metrics?.outcome.unauthorized.inc()
       return unauthorized(reply, 'Missing or malformed bearer token', false)
     }
-    let claims: AccessClaims
-    try {
-      const { payload, protectedHeader } = await jwtVerify(match[1], jwks, verifyOptions)
-      if (typeof protectedHeader.kid !== 'string' || FORBIDDEN_HEADERS.some((h) => h in protectedHeader) ||
-        typeof payload.sub !== 'string' || typeof payload.sid !== 'string' || typeof payload.jti !== 'string') {
+    const token = match[1]
+    let claims = verified.get(token)
+    if (claims !== undefined) {
+      const now = Date.now()
+      if (claims.exp * 1000 <= now - tolerance) {
+        verified.delete(token)
         metrics?.outcome.unauthorized.inc()
-        return unauthorized(reply, 'Invalid token', true)
+        return unauthorized(reply, 'Token expired', true)
       }
-      claims = payload as AccessClaims
-    } catch (err) {
-      if (!(err instanceof joseErrors.JOSEError)) throw err
-      // A JWKS that cannot be fetched is our fault, not the caller's: 503, not 401.
-      if (err instanceof joseErrors.JWKSTimeout || (err.code === 'ERR_JOSE_GENERIC' && /fetch|JSON Web Key Set/i.test(err.message))) {
-        request.log.warn({ err: err.message }, 'JWKS unavailable')
-        return reply.code(503).header('Retry-After', '1')
-          .send({ statusCode: 503, error: 'Service Unavailable', message: 'Token keys unavailable' })
+    } else {
+      try {
+        const { payload, protectedHeader } = await jwtVerify(token, jwks, verifyOptions)
+        if (typeof protectedHeader.kid !== 'string' || FORBIDDEN_HEADERS.some((h) => h in protectedHeader) ||
+          typeof payload.sub !== 'string' || typeof payload.sid !== 'string' || typeof payload.jti !== 'string') {
+          metrics?.outcome.unauthorized.inc()
+          return unauthorized(reply, 'Invalid token', true)
+        }
+        claims = Object.freeze(payload) as AccessClaims
+      } catch (err) {
+        if (!(err instanceof joseErrors.JOSEError)) throw err
+        // A JWKS that cannot be fetched is our fault, not the caller's: 503, not 401.
+        if (err instanceof joseErrors.JWKSTimeout ||
+          (err.code === 'ERR_JOSE_GENERIC' && /fetch|JSON Web Key Set/i.test(err.message))) {
+          request.log.warn({ err: err.message }, 'JWKS unavailable')
+          return reply.code(503).header('Retry-After', '1')
+            .send({ statusCode: 503, error: 'Service Unavailable', message: 'Token keys unavailable' })
+        }
+        metrics?.outcome.unauthorized.inc()
+        return unauthorized(reply, err instanceof joseErrors.JWTExpired ? 'Token expired' : 'Invalid token', true)
       }
-      metrics?.outcome.unauthorized.inc()
-      return unauthorized(reply, err instanceof joseErrors.JWTExpired ? 'Token expired' : 'Invalid token', true)
+      // Only a token that is valid now is remembered, so an nbf in the future never is.
+      remember(token, claims)
     }
 
     if (feed.blocklist.revoked(claims.jti, claims.sid)) {

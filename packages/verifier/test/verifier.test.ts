@@ -219,3 +219,20 @@ async function closedPortUrl (): Promise<string> {
   await new Promise((resolve) => server.close(resolve))
   return `http://127.0.0.1:${port}/revocations/stream`
 }
+
+t.test('a remembered token is refused once it expires, and cacheSize 0 verifies every time', async (t) => {
+  const feed = await startFakeFeed()
+  t.teardown(feed.close)
+  const app = await downstream(t, feed)
+  const exp = Math.floor(Date.now() / 1000) + 2
+  const token = await feed.sign({ exp })
+  t.equal((await app.inject({ url: '/me', headers: bearer(token) })).statusCode, 200, 'verified and remembered')
+  await untilCond(() => Date.now() >= exp * 1000, 'the token expired', 5000)
+  const res = await app.inject({ url: '/me', headers: bearer(token) })
+  t.equal(res.statusCode, 401)
+  t.equal(res.json().message, 'Token expired')
+
+  const uncached = await downstream(t, feed, { cacheSize: 0 })
+  const good = await feed.sign()
+  for (let i = 0; i < 3; i++) t.equal((await uncached.inject({ url: '/me', headers: bearer(good) })).statusCode, 200)
+})
