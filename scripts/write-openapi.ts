@@ -12,14 +12,16 @@ export const OPENAPI_FILE = join(__dirname, '..', 'openapi.json')
 
 /**
  * The fixed, non-secret environment the document is written from: every surface on
- * (compat routes, rate limits), defaults otherwise. No JWT_SECRET: the app makes a random
+ * (compat routes, rate limits, the revocation feed), defaults otherwise. No JWT_SECRET: the app makes a random
  * one, which never reaches the document (the drift test builds with another secret).
  */
 export const OPENAPI_ENV: Readonly<Record<string, string>> = {
   DATABASE_URL: ':memory:',
   COMPAT_ROUTES: 'true',
   RATE_LIMITS: 'on',
-  LOG_LEVEL: 'silent'
+  LOG_LEVEL: 'silent',
+  // a placeholder that turns the revocation feed on; it never reaches the document
+  REVOCATION_FEED_TOKEN: 'openapi-document-placeholder-feed-token'
 }
 
 /** The document as the app serves it at /docs/json. */

@@ -41,7 +41,8 @@ export const EnvSchema = Type.Object({
   WORKERS: Type.Optional(Int(1, 64)),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 256 })),
   METRICS_PORT: Type.Optional(Int(1, 65535)),
-  SHUTDOWN_DRAIN_MS: Type.Optional(Int(0, 60000))
+  SHUTDOWN_DRAIN_MS: Type.Optional(Int(0, 60000)),
+  REVOCATION_FEED_TOKEN: Type.Optional(Type.String({ minLength: 32, maxLength: 512 }))
 })
 export type Env = Static<typeof EnvSchema>
 
@@ -92,6 +93,8 @@ export interface Config {
   metrics: { token: string | undefined, port: number | undefined }
   /** how long /health/ready answers 503 before the listener closes, on SIGTERM */
   shutdownDrainMs: number
+  /** the Bearer token of GET /revocations and /revocations/stream; unset: the feed does not exist */
+  revocationFeedToken: string | undefined
 }
 
 export class ConfigError extends Error {
@@ -284,6 +287,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     hashingMaxWaitMs: intOf(e, 'HASHING_MAX_WAIT_MS', 2000),
     workers,
     metrics: { token: e.METRICS_TOKEN, port: e.METRICS_PORT === undefined ? undefined : intOf(e, 'METRICS_PORT', 0) },
-    shutdownDrainMs: intOf(e, 'SHUTDOWN_DRAIN_MS', 1000)
+    shutdownDrainMs: intOf(e, 'SHUTDOWN_DRAIN_MS', 1000),
+    revocationFeedToken: e.REVOCATION_FEED_TOKEN
   }
 }

@@ -15,7 +15,11 @@ const TAGS = [
   { name: 'health', description: 'liveness, readiness and dependencies' },
   { name: 'keys', description: 'public keys that verify access tokens' },
   { name: 'about', description: 'where the documentation is' },
-  { name: 'compat', description: 'routes of the two Flask services this one replaces (deprecated)' }
+  { name: 'compat', description: 'routes of the two Flask services this one replaces (deprecated)' },
+  {
+    name: 'revocation-feed',
+    description: 'for services that verify access tokens themselves: revocations as they commit (REVOCATION_FEED_TOKEN)'
+  }
 ]
 
 /**
@@ -105,7 +109,8 @@ export default fp(async function openapi (fastify) {
       ],
       components: {
         securitySchemes: {
-          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          revocationFeedToken: { type: 'http', scheme: 'bearer', description: 'REVOCATION_FEED_TOKEN' }
         }
       },
       tags: TAGS

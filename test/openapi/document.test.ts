@@ -26,6 +26,9 @@ interface Document {
   components: { securitySchemes?: Record<string, { type: string, scheme?: string }> }
 }
 
+/** The revocation feed exists only with a token (the document is written with one: OPENAPI_ENV). */
+const FEED_TOKEN = 'a-feed-token-for-the-document-tests-0123'
+
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace']
 const committedText = readFileSync(OPENAPI_FILE, 'utf8')
 const committed = JSON.parse(committedText) as Document
@@ -62,12 +65,13 @@ test('openapi.json is exactly what `npm run openapi` writes from the app (run it
 })
 
 test('the app serves the committed document, whatever its secret and test settings', async (t) => {
-  // A different JWT secret, bcrypt cost and database: none of it may reach the document.
-  const served = await servedOpenApi(testEnv())
+  // A different JWT secret, bcrypt cost, database and feed token: none of it may reach the document.
+  const served = await servedOpenApi(testEnv({ REVOCATION_FEED_TOKEN: FEED_TOKEN }))
   t.same(served, committed, 'GET /docs/json differs from openapi.json')
   const text = JSON.stringify(served)
   t.notOk(text.includes(TEST_SECRET), 'the JWT secret does not appear in the document')
   t.notOk(text.includes(Buffer.from(TEST_SECRET).toString('base64')), 'nor does its base64 form')
+  t.notOk(text.includes(FEED_TOKEN), 'nor the revocation feed\'s token')
 })
 
 test('openapi.json is valid OpenAPI 3 by @readme/openapi-parser', async (t) => {
@@ -139,7 +143,9 @@ test('every operation is complete: id, summary, tags, request and response schem
       for (const [status, response] of Object.entries(responses)) {
         t.ok(response.description, `${status} has a description`)
         if (status === '204') t.equal(response.content, undefined, '204 has no body')
-        else t.ok(response.content?.['application/json']?.schema, `${status} has a JSON schema`)
+        else if (op.tags?.includes('revocation-feed') && status === '200' && response.content?.['text/event-stream'] !== undefined) {
+          t.ok(response.content['text/event-stream'].schema, '200 is an event stream, with a schema')
+        } else t.ok(response.content?.['application/json']?.schema, `${status} has a JSON schema`)
       }
 
       // A token-protected route says so, and documents what a bad token and a down store give.
@@ -186,7 +192,7 @@ async function freshToken (app: App): Promise<string> {
 }
 
 test('every status a route answers to bad or partial requests is documented, with a body that fits', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { REVOCATION_FEED_TOKEN: FEED_TOKEN })
   const check = responseValidator(committed)
   const routes = await registeredRoutes()
   const big = JSON.stringify({ pad: 'x'.repeat(17 * 1024) })
