@@ -3,7 +3,7 @@
 module.exports = [
   ...require('neostandard')({
     ts: true,
-    ignores: ['dist/**', 'coverage/**', '.tap/**', 'node_modules/**', 'src/db/*/migrations/**', 'bench/.tmp/**', 'examples/client/auth-service.d.ts']
+    ignores: ['dist/**', 'packages/*/dist/**', 'coverage/**', '.tap/**', 'node_modules/**', 'src/db/*/migrations/**', 'bench/.tmp/**', 'examples/client/auth-service.d.ts']
   }),
   {
     // TypeBox's convention: a schema and its static type share one name.

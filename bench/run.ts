@@ -39,6 +39,7 @@ import { load, rotate, type LoadResult, type LoadSpec, type Req } from './lib/lo
 import { badTokens } from './lib/tokens'
 import { generateSigningJwk, parseKeySet, type AsymmetricAlg, type SigningKey } from '../src/signing-keys'
 import { dbOf, summary, type DbKind, type MemoryEntry, type Results, type Row } from './lib/report'
+import { verifierBench } from './verifier'
 import { COMMITTED_RESULTS, LATEST_RESULTS, readResults, updateReadmes } from './tables'
 
 const ROOT = join(__dirname, '..')
@@ -831,7 +832,9 @@ async function main () {
     updateReadmes(saved)
   }
 
-  const out: string[] = ['', summary(results)]
+  // The verifier plugin against @fastify/jwt (bench/verifier.ts): its own processes, its own table.
+  const verifierRun = ALG === undefined ? await verifierBench({ quick: QUICK, log }) : null
+  const out: string[] = ['', summary(results), ...(verifierRun === null ? [] : ['', verifierRun.text])]
   out.push('', 'targets:')
   for (const t of targets) out.push(`  ${t.met === null ? 'n/a ' : t.met ? 'met ' : 'MISS'}  ${t.target}: ${t.value}`)
   out.push('', `${QUICK ? 'quick' : 'full'} run${ALG === undefined ? '' : ` (JWT_ALG=${ALG})`} in ${elapsed.toFixed(0)} s; results in ${relative(ROOT, file)}` +
