@@ -119,11 +119,14 @@ function intOf (env: Env, name: keyof Env, fallback: number): number {
   return n
 }
 
+/** The database when DATABASE_URL is unset. */
+export const DEFAULT_DATABASE_URL = 'file:./data/auth.db'
+
 /**
  * `postgres://` or `postgresql://` selects PostgreSQL; else `file:./data/auth.db`, a bare path
- * or `:memory:` (SQLite).
+ * or `:memory:` (SQLite). Exported for drizzle.config.ts, which picks its dialect the same way.
  */
-function parseDatabaseUrl (raw: string, poolSize: number, startWaitMs: number): Config['database'] {
+export function parseDatabaseUrl (raw: string, poolSize = 10, startWaitMs = 30_000): Config['database'] {
   if (/^postgres(ql)?:\/\//i.test(raw)) {
     let url: URL
     try {
@@ -263,7 +266,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     production,
     port: intOf(e, 'PORT', 3000),
     host: e.HOST ?? '127.0.0.1',
-    database: parseDatabaseUrl(e.DATABASE_URL ?? 'file:./data/auth.db', intOf(e, 'DATABASE_POOL_SIZE', 10),
+    database: parseDatabaseUrl(e.DATABASE_URL ?? DEFAULT_DATABASE_URL, intOf(e, 'DATABASE_POOL_SIZE', 10),
       intOf(e, 'DATABASE_START_WAIT_MS', 30_000)),
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX ?? 'auth:',

@@ -53,7 +53,11 @@ async function userWithToken (t: Test, base: string) {
   t.equal((await send(base, 'POST', '/auth/register', { username, password: PASSWORD })).status, 201)
   const login = await send(base, 'POST', '/auth/login', { username, password: PASSWORD })
   t.equal(login.status, 200)
-  return { username, token: login.body.access_token as string }
+  const token = login.body.access_token as string
+  // The session this set-up login started: its login.success line may reach the log after
+  // its answer, so a test that counts logins afterwards tells it apart by this id.
+  const sid = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).sid as string
+  return { username, token, sid }
 }
 
 t.test('a login flood: excess logins get 503 + Retry-After at once, the rest are answered, token reads stay 200', async (t) => {
@@ -107,7 +111,10 @@ t.test('clients that give up: their queued hashing is dropped, never run', async
   // every gone client's socket close before a thread comes free. Load shedding is set out
   // of the way (it would refuse the gone clients' logins outright on a busy machine).
   const server = await startServer(t, { BCRYPT_COST: '13', RATE_LIMITS: 'off', HASHING_MAX_WAIT_MS: '600000' })
-  const { username } = await userWithToken(t, server.url)
+  const { username, sid } = await userWithToken(t, server.url)
+  // The set-up login's log lines can reach the pipe after its answer did: wait until its
+  // success line is in, so that nothing of it is counted below (a late one was, under load).
+  await waitFor(async () => logLines(server, 0).some((l) => l.event === 'login.success' && l.sessionId === sid), 10_000)
 
   // One login per thread keeps every thread busy (unknown user: 401 after a full hash).
   const from = server.output().length

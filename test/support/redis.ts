@@ -37,7 +37,7 @@ export async function ownRedis (t: Test) {
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     child.stdout!.on('data', (d) => { out += d })
-    const deadline = Date.now() + 5000
+    const deadline = Date.now() + 30_000 // a bound, not a timing: slow under load
     while (!out.includes('Ready to accept connections')) {
       if (Date.now() > deadline) throw new Error('redis-server did not start')
       await new Promise((resolve) => setTimeout(resolve, 20))

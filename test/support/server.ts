@@ -32,8 +32,8 @@ export async function startServer (t: Test, env: Record<string, string | undefin
 }
 
 /**
- * The process of startServer, not waited for: `ready()` waits for /health (20 s), for a
- * test that acts while the service is still starting.
+ * The process of startServer, not waited for: `ready()` waits for /health (up to 90 s), for
+ * a test that acts while the service is still starting.
  */
 export async function spawnServer (
   t: Test, env: Record<string, string | undefined> = {}, cwd?: string
@@ -63,7 +63,9 @@ export async function spawnServer (
   }
   t.teardown(() => stop('SIGKILL'))
   const ready = async () => {
-    const deadline = Date.now() + 20_000
+    // Only a bound for a server that never answers: on a loaded 2-core machine (load 17) one
+    // start took 17 s, and a 20 s bound failed every e2e file.
+    const deadline = Date.now() + 90_000
     for (;;) {
       if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${out}`)
       try {
