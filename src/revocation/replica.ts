@@ -169,7 +169,9 @@ export function createReplica (opts: ReplicaOptions): Replica {
     }
   }
   const reconciler = setInterval(() => {
-    if (reconciling) return
+    // Before the first load, position 0 would find the whole log "missed" and publish it all
+    // again (with many live entries, one script long enough to time out every command).
+    if (reconciling || reloads === 0) return
     reconciling = true
     reconcile().catch(() => {}).finally(() => { reconciling = false })
   }, RECONCILE_MS).unref()
