@@ -39,10 +39,12 @@ export interface ReplicaOptions {
   logger: FastifyBaseLogger
   /** publishes entries found in the database that never arrived as messages */
   republish: (entries: RevocationEntry[]) => Promise<void>
-  /** Redis has lost our data (FLUSHALL, restart without persistence): rebuild it */
-  onRedisEmpty: () => void
-  /** the key whose absence means Redis lost our data */
+  /** the key of the store's rebuild marker */
   markerKey: string
+  /** whether the marker's value proves Redis holds everything (redis-store.ts, markerValue) */
+  markerProves: (value: string | null) => boolean
+  /** Redis may lack revocations (FLUSHALL, a restart empty or from an older snapshot, a failover): rebuild it */
+  onRedisBehind: () => void
 }
 
 export interface Replica {
@@ -137,7 +139,7 @@ export function createReplica (opts: ReplicaOptions): Replica {
     // Two GETs (one round trip with auto-pipelining), not an MGET: an MGET is the read a
     // replica that is not trusted sends per request, and tests count those.
     const [seq, marker] = await Promise.all([redis.get(sequenceKey), redis.get(markerKey)])
-    if (marker === null) opts.onRedisEmpty()
+    if (!opts.markerProves(marker)) opts.onRedisBehind()
     const current = Number(seq ?? 0)
     const sentAt = performance.now()
     await subscriber.ping()
@@ -169,7 +171,9 @@ export function createReplica (opts: ReplicaOptions): Replica {
     }
   }
   const reconciler = setInterval(() => {
-    if (reconciling) return
+    // Before the first load, position 0 would find the whole log "missed" and publish it all
+    // again (with many live entries, one script long enough to time out every command).
+    if (reconciling || reloads === 0) return
     reconciling = true
     reconcile().catch(() => {}).finally(() => { reconciling = false })
   }, RECONCILE_MS).unref()

@@ -1,6 +1,9 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { randomUUID } from 'node:crypto'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RevocationEntry, RevocationLog, RevocationStore } from '../../src/revocation/contract'
@@ -216,4 +219,42 @@ t.test('redis: FLUSHALL and a restart lose nothing; an outage fails closed', asy
   t.teardown(() => check.disconnect())
   await waitFor(async () => (await check.exists(`${prefix}sid:${sid}`)) === 1)
   t.pass('and Redis holds it again')
+})
+
+t.test('redis: a Redis restarted from an older snapshot is not believed before the rebuild', async (t) => {
+  const server = await ownRedis(t, { args: ['--dir', mkdtempSync(join(tmpdir(), 'auth-rdb-'))] })
+  const db = database()
+  // After the restart, loading the database takes a while: the replica stays untrusted and
+  // the rebuild unfinished meanwhile, so reads go to Redis, which holds the old marker.
+  let slow = false
+  const log: RevocationLog = {
+    async loadAll (now) {
+      if (slow) await sleep(300)
+      return await db.log.loadAll(now)
+    },
+    since: db.log.since
+  }
+  const prefix = 'older:'
+  const { store, redis } = await redisStore(t, server.url, prefix, log)
+  const admin = new Redis(server.url)
+  t.equal(await admin.save(), 'OK', 'the snapshot holds the marker of the first rebuild')
+  admin.disconnect()
+  const sid = id()
+  await store.revoke([db.commit({ kind: 'sid', id: sid, until: Date.now() + 60_000 })])
+  t.equal(await store.isRevoked(id(), sid), true, 'revoked after the snapshot')
+
+  slow = true
+  await server.stop()
+  await server.start() // from the snapshot: the marker, but not the revocation
+  await waitFor(async () => redis.status === 'ready', 10_000)
+  const answers: unknown[] = []
+  for (let i = 0; i < 20; i++) {
+    answers.push(await Promise.resolve(store.isRevoked(id(), sid)).catch((err: unknown) => err))
+  }
+  const wrong = answers.filter((a) => a !== true && !(a instanceof RevocationStoreUnavailableError))
+  t.equal(wrong.length, 0, `every read while Redis recovers: revoked, or an error (${wrong.length} of 20 said "not revoked")`)
+  t.ok(answers.includes(true), 'and the rebuild lets reads answer again')
+  const check = new Redis(server.url)
+  t.teardown(() => check.disconnect())
+  t.equal(await check.exists(`${prefix}sid:${sid}`), 1, 'Redis holds the revocation again')
 })

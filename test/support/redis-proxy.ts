@@ -21,6 +21,11 @@ export interface RedisProxy {
    * With `unless`, a chunk that also contains that text (e.g. 'MGET', a read) goes through.
    */
   cutOn (text: string, opts?: { downMs?: number, unless?: string }): void
+  /**
+   * A failover: new connections go to `target` from now on, and every open link is cut (as
+   * when the old server dies), so clients reconnect to the new one.
+   */
+  retarget (target: { host?: string, port: number }): void
   /** How many commands named `name` (case-insensitive) clients have sent so far. */
   count (name: string): number
   close (): Promise<void>
@@ -90,8 +95,8 @@ function pipe (to: Socket) {
   }
 }
 
-export async function startRedisProxy (target: { host?: string, port: number }): Promise<RedisProxy> {
-  const host = target.host ?? '127.0.0.1'
+export async function startRedisProxy (first: { host?: string, port: number }): Promise<RedisProxy> {
+  let target = { host: first.host ?? '127.0.0.1', port: first.port }
   let stalled = false
   let cut: { text: string, downMs: number, unless?: string } | null = null
   let downUntil = 0
@@ -100,7 +105,7 @@ export async function startRedisProxy (target: { host?: string, port: number }):
 
   const proxy = createServer((client) => {
     if (Date.now() < downUntil) return client.destroy()
-    const server = connect(target.port, host)
+    const server = connect(target.port, target.host)
     const up = pipe(server)
     const down = pipe(client)
     const link = { client, server, flush: () => { up.flush(); down.flush() } }
@@ -150,6 +155,11 @@ export async function startRedisProxy (target: { host?: string, port: number }):
       for (const link of links) link.flush()
     },
     cutOn (text, { downMs = 0, unless } = {}) { cut = { text, downMs, unless } },
+    retarget (to) {
+      target = { host: to.host ?? '127.0.0.1', port: to.port }
+      for (const link of [...links]) { link.client.destroy(); link.server.destroy() }
+      links.clear()
+    },
     count: (name) => counts.get(name.toUpperCase()) ?? 0,
     async close () {
       for (const link of [...links]) { link.client.destroy(); link.server.destroy() }

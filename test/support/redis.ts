@@ -29,12 +29,17 @@ export async function requireRedis (t: Test, url = REDIS_URL): Promise<void> {
   }
 }
 
-/** A redis-server of the test's own, on a free port, that the test may stop, restart or flush. */
-export async function ownRedis (t: Test) {
+/**
+ * A redis-server of the test's own, on a free port, that the test may stop, restart or flush.
+ * `args` are added to its command line (e.g. `--dir` for a snapshot, `--replicaof`); it
+ * never saves on its own (`--save ""`): a test that wants a snapshot sends SAVE.
+ */
+export async function ownRedis (t: Test, opts: { args?: string[] } = {}) {
   const port = await freePort()
   let child: ChildProcess | null = null
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...opts.args ?? []]
+    child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     child.stdout!.on('data', (d) => { out += d })
     const deadline = Date.now() + 30_000 // a bound, not a timing: slow under load
