@@ -152,6 +152,9 @@ export function createFeedHub (opts: FeedHubOptions): FeedHub {
       }
       tail = to
       if (rows.length < TAIL_BATCH) return
+      // A burst: let the sockets drain between batches (SQLite reads never yield), so that
+      // only a consumer that really stops reading falls behind by its limit.
+      await new Promise((resolve) => setImmediate(resolve))
     }
   }
 
@@ -212,6 +215,7 @@ export function createFeedHub (opts: FeedHubOptions): FeedHub {
         const chunk = events(rows, stream.position, Date.now())
         stream.position = rows[rows.length - 1].position
         if (chunk !== '' && !send(stream, chunk)) return
+        await new Promise((resolve) => setImmediate(resolve)) // let the socket drain, as in readTail
       }
       stream.position = Math.max(stream.position, tail)
       if (!send(stream, sse.heartbeat(stream.position, Date.now()))) return
