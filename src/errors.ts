@@ -119,3 +119,14 @@ export class PasswordHashingUnavailableError extends Error {
     this.name = 'PasswordHashingUnavailableError'
   }
 }
+
+/**
+ * A start that configuration must fix (a database that does not exist or cannot be reached):
+ * src/server.ts prints the message alone, one line naming the variable, without a stack.
+ */
+export class StartError extends Error {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'StartError'
+  }
+}

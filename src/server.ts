@@ -5,6 +5,7 @@ import { AggregatorRegistry } from 'prom-client'
 import { buildApp } from './app'
 import { METRICS_REQUEST } from './metrics'
 import { ConfigError, loadConfig, type Config } from './config'
+import { StartError } from './errors'
 import { loggerOptions, prettyLogs } from './logger'
 
 /** METRICS_PORT: GET /metrics on a port of its own, without a token (keep that port private). */
@@ -84,6 +85,20 @@ async function serve (config: Config) {
     await app.close().catch(() => {})
     console.error(hint)
     process.exit(1)
+  }  // What an operator checks first: which database, which revocation store, which algorithm.
+  const started = startedWith(config)
+  app.log.info({ event: 'service.started', ...started },
+    `auth-service started: database ${started.database}, revocation store ${started.revocationStore}, ` +
+    `tokens ${started.alg}`)
+}
+
+/** The start log's summary. Never a URL: DATABASE_URL and REDIS_URL may hold passwords. */
+function startedWith (config: Pick<Config, 'database' | 'redisUrl' | 'jwt' | 'workers'>) {
+  return {
+    database: config.database.kind === 'postgres' ? 'postgres' : 'sqlite',
+    revocationStore: config.redisUrl === undefined ? 'memory' : 'redis',
+    alg: config.jwt.alg,
+    workers: config.workers
   }
 }
 
@@ -175,6 +190,14 @@ async function main () {
 }
 
 main().catch((err) => {
+  // A start that configuration must fix is one line naming the variable; anything else is a
+  // bug, and its stack helps.
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (e instanceof StartError) {
+      console.error(e.message)
+      process.exit(1)
+    }
+  }
   console.error(err)
   process.exit(1)
 })

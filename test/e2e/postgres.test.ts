@@ -181,8 +181,11 @@ t.test('PostgreSQL still down when DATABASE_START_WAIT_MS runs out: the start fa
   const server = await spawnServer(t, { DATABASE_URL: db.url.replace('postgres@', `postgres:${secret}@`), DATABASE_START_WAIT_MS: '1500' })
   const [code] = await once(server.child, 'exit')
   t.equal(code, 1)
-  t.match(server.output(), /PostgreSQL was not reachable within DATABASE_START_WAIT_MS \(1500 ms, \d+ attempts\): ECONNREFUSED/)
+  t.match(server.output(), /^DATABASE_URL: PostgreSQL was not reachable within DATABASE_START_WAIT_MS \(1500 ms, \d+ attempts\): ECONNREFUSED from 127\.0\.0\.1:\d+\. Start it/m)
   t.notMatch(server.output(), new RegExp(secret), 'nor here')
+  t.notMatch(server.output(), /^\s+at /m, 'one line, no stack trace')
+  // several attempts in 1.5 s, one warning: a wrong port is not a screen of warnings
+  t.equal(server.output().split('PostgreSQL is not reachable yet').length - 1, 1, 'one warning while waiting')
 })
 
 t.test('a PostgreSQL that refuses us (no such database): the start fails at once, not after the wait', async (t) => {
@@ -190,6 +193,7 @@ t.test('a PostgreSQL that refuses us (no such database): the start fails at once
   const server = await spawnServer(t, { DATABASE_URL: db.url.replace(/\/postgres$/, '/no_such_database'), DATABASE_START_WAIT_MS: '600000' })
   const [code] = await once(server.child, 'exit')
   t.equal(code, 1, 'exited, although the wait is ten minutes')
-  t.match(server.output(), /database "no_such_database" does not exist/)
+  t.match(server.output(), /^DATABASE_URL: database "no_such_database" does not exist on 127\.0\.0\.1:\d+\. Create it \(createdb\)/m)
   t.notMatch(server.output(), /not reachable yet/, 'no retry')
+  t.notMatch(server.output(), /^\s+at /m, 'one line, no stack trace')
 })

@@ -5,7 +5,7 @@ import { createServer } from 'node:net'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, PASSWORD, SERVER_ENTRY, startServer, testEnv, uniqueName, waitFor } from '../helper'
+import { freePort, PASSWORD, REDIS_URL, redisPrefix, requireRedis, SERVER_ENTRY, startServer, testEnv, uniqueName, waitFor } from '../helper'
 
 // Start-up as a person meets it: the built server (npm run build first), as its own process.
 
@@ -85,4 +85,16 @@ t.test('logs are readable on a terminal in development, JSON lines elsewhere', a
 
   const piped = await startServer(t, { NODE_ENV: 'development' })
   t.match(piped.output(), /\{"level":30,.*"msg":"Server listening/, 'a pipe gets JSON in development too')
+})
+
+t.test('the start log names the database kind, the revocation store and the algorithm, never a URL', async (t) => {
+  const started = (server: { output: () => string }) => server.output().split('\n')
+    .filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).find((l) => l.event === 'service.started')
+  const embedded = await startServer(t, {})
+  t.match(started(embedded), { database: 'sqlite', revocationStore: 'memory', alg: 'HS256', msg: 'auth-service started: database sqlite, revocation store memory, tokens HS256' })
+
+  await requireRedis(t)
+  const shared = await startServer(t, { REDIS_URL, REDIS_PREFIX: redisPrefix() })
+  t.match(started(shared), { database: 'sqlite', revocationStore: 'redis', alg: 'HS256' })
+  t.notMatch(shared.output(), /redis:\/\//, 'the Redis URL is not logged')
 })

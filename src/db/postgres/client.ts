@@ -4,6 +4,7 @@ import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import { DrizzleQueryError } from 'drizzle-orm/errors'
 import type { FastifyBaseLogger } from 'fastify'
+import { StartError } from '../../errors'
 
 /** drizzle over node-postgres: over the pool, or over one connection inside a transaction. */
 export type PgOrm = NodePgDatabase
@@ -53,6 +54,28 @@ export const MIGRATIONS_FOLDER = join(__dirname, '..', '..', '..', 'src', 'db', 
  */
 const RETRY_FIRST_MS = 250
 const RETRY_MAX_MS = 2000
+/** While waiting, one warning at first and then one per this long, not one per attempt. */
+const WARN_EVERY_MS = 10_000
+
+/** host:port of a postgres:// URL, for messages (never the URL: it may hold a password). */
+function serverOf (url: string): string {
+  try {
+    const u = new URL(url)
+    return `${u.hostname || u.searchParams.get('host') || 'localhost'}:${u.port || '5432'}`
+  } catch {
+    return 'the server'
+  }
+}
+
+/** One line naming DATABASE_URL for an error the server answered with (it refused us). */
+function refusedMessage (err: pg.DatabaseError, server: string): string {
+  if (err.code === '3D000') {
+    return `DATABASE_URL: ${err.message} on ${server}. ` +
+      'Create it (createdb) or name an existing database in DATABASE_URL.'
+  }
+  return `DATABASE_URL: PostgreSQL on ${server} refused the connection: ${err.message} (${err.code}). ` +
+    'Check the user, password and database in DATABASE_URL.'
+}
 
 /** True for a failure to reach the server, as opposed to the server refusing us. */
 function isUnreachable (err: unknown): boolean {
@@ -65,6 +88,8 @@ async function connectWhenReachable (
   url: string, waitMs: number, log: FastifyBaseLogger, applicationName: string
 ): Promise<pg.Client> {
   const deadline = Date.now() + waitMs
+  const server = serverOf(url)
+  let warnAfter = 0
   for (let attempt = 1, retryMs = RETRY_FIRST_MS; ; attempt++, retryMs = Math.min(2 * retryMs, RETRY_MAX_MS)) {
     const client = new pg.Client({
       connectionString: url, connectionTimeoutMillis: 10_000, application_name: applicationName
@@ -76,17 +101,24 @@ async function connectWhenReachable (
       return client
     } catch (err) {
       await client.end().catch(() => {})
-      if (!isUnreachable(err)) throw err
+      if (!isUnreachable(err)) {
+        if (err instanceof pg.DatabaseError) throw new StartError(refusedMessage(err, server), { cause: err })
+        throw err
+      }
       // the reason, never the URL: it may hold a password
       const reason = (err as { code?: string }).code ?? (err as Error).message
       const left = deadline - Date.now()
       if (left <= 0) {
-        throw new Error(`PostgreSQL was not reachable within DATABASE_START_WAIT_MS (${waitMs} ms, ${attempt} ` +
-          `attempts): ${reason}`, { cause: err })
+        throw new StartError('DATABASE_URL: PostgreSQL was not reachable within DATABASE_START_WAIT_MS ' +
+          `(${waitMs} ms, ${attempt} attempts): ${reason} from ${server}. ` +
+          'Start it, or fix the host and port in DATABASE_URL.', { cause: err })
       }
       const wait = Math.min(retryMs, left)
-      log.warn({ attempt, retryInMs: wait, reason },
-        `PostgreSQL is not reachable yet; waiting up to ${Math.ceil(left / 1000)} s more (DATABASE_START_WAIT_MS)`)
+      if (Date.now() >= warnAfter) {
+        warnAfter = Date.now() + WARN_EVERY_MS
+        log.warn({ attempt, retryInMs: wait, reason, server },
+          `PostgreSQL is not reachable yet; waiting up to ${Math.ceil(left / 1000)} s more (DATABASE_START_WAIT_MS)`)
+      }
       await new Promise((resolve) => setTimeout(resolve, wait))
     }
   }
