@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { RequestContext } from '../../src/request-context'
 import type { TokenPair } from '../../src/schemas/tokens'
 import type { UserRecord } from './users-repository'
+import type { Renewal } from './sessions-repository'
 import { isCommonPassword } from '../../src/security/password-policy'
 import {
   CurrentPasswordRequiredError,
@@ -41,9 +42,11 @@ export interface Accounts {
    * user, in one transaction that also checks that the password checked is still current
    * and the asking session still live (else nothing changes: 403 or 401). undefined: the
    * user is gone. A wrong current_password is counted like a failed login (and per
-   * session): RateLimitedError (429) once a limit is spent, before any hashing.
+   * session): RateLimitedError (429) once a limit is spent, before any hashing. A `renewal`
+   * (Sessions.prepareRenewal) is consumed in the transaction of the change:
+   * InvalidTokenError, and nothing changed, when it cannot be.
    */
-  update (userId: string, sessionId: string, change: AccountChange, ctx: RequestContext):
+  update (userId: string, sessionId: string, change: AccountChange, ctx: RequestContext, renewal?: Renewal):
   Promise<UserRecord | undefined>
   /** Revokes every session and deletes the account (its username is free again). */
   remove (userId: string, ctx: RequestContext): Promise<boolean>
@@ -129,7 +132,7 @@ export default fp(async function accounts (fastify) {
       return null
     },
 
-    async update (userId, sessionId, change, ctx) {
+    async update (userId, sessionId, change, ctx, renewal) {
       const { signal } = ctx
       type Event = 'user.update_denied' | 'user.renamed' | 'user.password_changed'
       const record = async (event: Event, extra: { reason?: string, sessionsRevoked?: number } = {}) =>
@@ -140,7 +143,7 @@ export default fp(async function accounts (fastify) {
       const user = await users.findById(userId)
       if (user === undefined) return undefined
       const rename = async () => {
-        const renamed = change.username === undefined ? user : await users.rename(userId, change.username)
+        const renamed = change.username === undefined ? user : await users.rename(userId, change.username, renewal)
         if (renamed !== undefined && change.username !== undefined) await record('user.renamed')
         return renamed
       }
@@ -171,7 +174,8 @@ export default fp(async function accounts (fastify) {
         username: change.username,
         expectedVersion: user.credentialVersion,
         sessionId,
-        now: Date.now()
+        now: Date.now(),
+        renewal
       })
       if (result === 'gone') return undefined
       if (result === 'session_revoked') throw new InvalidTokenError('Token has been revoked')

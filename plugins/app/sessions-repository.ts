@@ -3,7 +3,7 @@ import type { SessionsRepository } from '../../src/db/repositories'
 import { sqliteSessionsRepository } from '../../src/db/sqlite/sessions-repository'
 import { postgresSessionsRepository } from '../../src/db/postgres/sessions-repository'
 
-export type { NewSession, RotateResult, SessionRecord, SessionsRepository } from '../../src/db/repositories'
+export type { NewSession, Renewal, RotateResult, SessionRecord, SessionsRepository } from '../../src/db/repositories'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -4,7 +4,7 @@ import type { TokenPair } from '../../src/schemas/tokens'
 import type { RequestContext } from '../../src/request-context'
 import { InvalidTokenError } from '../../src/errors'
 import type { AccessClaims, SignedAccessToken } from './tokens'
-import type { SessionRecord } from './sessions-repository'
+import type { Renewal, SessionRecord } from './sessions-repository'
 
 export type RevokeReason = 'logout' | 'logout_all' | 'refresh_reuse' | 'user_revoked'
 
@@ -35,6 +35,14 @@ export interface Sessions {
    * renewal of a token whose session was revoked, throw InvalidTokenError.
    */
   renewAccessToken (claims: AccessClaims): Promise<SignedAccessToken>
+  /**
+   * The same renewal, made inside another write (compat PUT /user): `renewal` goes to that
+   * write's transaction, which consumes the token or writes nothing (InvalidTokenError), so
+   * that only the request that consumed the token changes anything; once it committed,
+   * `complete` signs the new token and publishes the consumed one's revocation. Throws 503
+   * first when the revocation store is down.
+   */
+  prepareRenewal (claims: AccessClaims): Promise<{ renewal: Renewal, complete: () => Promise<SignedAccessToken> }>
   revokeAccessToken (claims: AccessClaims): Promise<void>
   /** false: no such session */
   revoke (sessionId: string, reason: RevokeReason): Promise<boolean>
@@ -69,6 +77,21 @@ export default fp(async function sessions (fastify) {
     refresh_token: refreshToken,
     refresh_expires_in: Math.max(0, Math.floor((expiresAt - now) / 1000))
   })
+
+  const prepareRenewal = async (claims: AccessClaims) => {
+    await store.ping() // 503 before anything is written, when the store is down
+    const now = Date.now()
+    const { iat, expMs } = issueTime(now)
+    const tokenExpiresAt = claims.exp * 1000
+    const renewal: Renewal = { jti: claims.jti, sessionId: claims.sid, tokenExpiresAt, accessExpiresAt: expMs, now }
+    const complete = async () => {
+      const fresh = tokens.signAccessToken(claims.sub, claims.sid, iat)
+      metrics.revocations.inc({ cause: 'renewal' })
+      await store.revoke([{ kind: 'jti', id: claims.jti, until: tokenExpiresAt }])
+      return fresh
+    }
+    return { renewal, complete }
+  }
 
   const service: Sessions = {
     async start (userId, credentialVersion) {
@@ -105,18 +128,12 @@ export default fp(async function sessions (fastify) {
     },
 
     async renewAccessToken (claims) {
-      await store.ping() // 503 before anything is written, when the store is down
-      const now = Date.now()
-      const { iat, expMs } = issueTime(now)
-      const consumed = await repo.renew({
-        jti: claims.jti, sessionId: claims.sid, tokenExpiresAt: claims.exp * 1000, accessExpiresAt: expMs, now
-      })
-      if (consumed === null) throw new InvalidTokenError('Invalid or expired token')
-      const fresh = tokens.signAccessToken(claims.sub, claims.sid, iat)
-      metrics.revocations.inc({ cause: 'renewal' })
-      await store.revoke(consumed)
-      return fresh
+      const { renewal, complete } = await prepareRenewal(claims)
+      if (await repo.renew(renewal) === null) throw new InvalidTokenError('Invalid or expired token')
+      return await complete()
     },
+
+    prepareRenewal: async (claims) => await prepareRenewal(claims),
 
     async revokeAccessToken (claims) {
       await store.ping()

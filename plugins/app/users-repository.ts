@@ -38,9 +38,9 @@ export default fp(async function usersRepository (fastify) {
       return profile
     },
     // Changes made here are seen here at once.
-    async rename (id, username) {
+    async rename (id, username, renewal) {
       forget(id)
-      return await store.rename(id, username)
+      return await store.rename(id, username, renewal)
     },
     async changePassword (c) {
       forget(c.id)

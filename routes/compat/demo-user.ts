@@ -110,9 +110,12 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
     const claims = request.auth!
     const { username, password, current_password: currentPassword } = request.body
     const change = { username, password, currentPassword }
-    const user = await accounts.update(claims.sub, claims.sid, change, requestContext(request, reply))
+    // The token renews on use: consumed in the change's own transaction, so of parallel
+    // requests with one token only the one that consumed it changes the account.
+    const { renewal, complete } = await sessions.prepareRenewal(claims)
+    const user = await accounts.update(claims.sub, claims.sid, change, requestContext(request, reply), renewal)
     if (user === undefined) throw gone()
-    const fresh = await sessions.renewAccessToken(claims)
+    const fresh = await complete()
     return { message: 'User updated successfully' as const, token: fresh.token }
   })
 

@@ -22,6 +22,20 @@ export type UserProfile = Omit<UserRecord, 'passwordHash' | 'credentialVersion'>
 /** Why a password change was not made: nothing was written. */
 export type PasswordChangeRefused = 'gone' | 'stale' | 'session_revoked'
 
+/**
+ * The 000 seed's renewal of an access token: the presented token (jti) consumed, and the
+ * session's access expiry raised to the successor's `accessExpiresAt`, only if the session
+ * is live and the token was not consumed already.
+ */
+export interface Renewal {
+  jti: string
+  sessionId: string
+  /** the presented token's exp (epoch ms): its revocation lasts until then */
+  tokenExpiresAt: number
+  accessExpiresAt: number
+  now: number
+}
+
 /** A password change (and maybe a rename), made only if the credentials checked are still current. */
 export interface PasswordChange {
   id: string
@@ -30,6 +44,8 @@ export interface PasswordChange {
   expectedVersion: number
   sessionId: string
   now: number
+  /** consumed in the same transaction (compat PUT /user): see UsersRepository.rename */
+  renewal?: Renewal
 }
 
 /** Data access for accounts. */
@@ -44,13 +60,21 @@ export interface UsersRepository {
    */
   findProfile (id: string): Promise<UserProfile | undefined>
   findByUsername (username: string): Promise<UserRecord | undefined>
-  /** A new username. Throws UsernameTakenError; returns undefined when the user is gone. */
-  rename (id: string, username: string): Promise<UserRecord | undefined>
+  /**
+   * A new username. Throws UsernameTakenError; returns undefined when the user is gone.
+   * With `renewal` (compat PUT /user, whose token renews on use), the token is consumed in
+   * the same transaction: when it cannot be (another request consumed it first, or the
+   * session was revoked), nothing is written and InvalidTokenError is thrown, so of
+   * parallel requests with one token only the one that consumed it changes anything. The
+   * consumed token's revocation is logged; the caller publishes it.
+   */
+  rename (id: string, username: string, renewal?: Renewal): Promise<UserRecord | undefined>
   /**
    * One transaction: the new hash (and username, if given), the version bumped, and every
    * other session revoked. Made only if the password checked (`expectedVersion`) is still
    * current and the session asking (`sessionId`) is still live; otherwise nothing is written.
-   * Throws UsernameTakenError.
+   * Throws UsernameTakenError, and InvalidTokenError for a `renewal` that cannot be consumed
+   * (as rename).
    */
   changePassword (c: PasswordChange): Promise<{ user: UserRecord, revoked: Revoked } | PasswordChangeRefused>
   /** One transaction: the account deleted and every session revoked. undefined: no such user. */
@@ -106,8 +130,7 @@ export interface SessionsRepository {
    * extends the session's access expiry, only if the session is live and the token was not
    * consumed already. null: it was (at most one renewal per token succeeds).
    */
-  renew (r: { jti: string, sessionId: string, tokenExpiresAt: number, accessExpiresAt: number, now: number }):
-  Promise<RevocationEntry[] | null>
+  renew (r: Renewal): Promise<RevocationEntry[] | null>
   findActive (id: string, now: number): Promise<SessionRecord | undefined>
   listActive (userId: string, now: number): Promise<SessionRecord[]>
   /** Revokes the session; [] when there is no such session. */

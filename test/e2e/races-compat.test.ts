@@ -1,17 +1,21 @@
 import t from 'tap'
-import { REDIS_URL, requireRedis } from '../helper'
+import { DIALECT, REDIS_URL, requireRedis, testDatabase, uniqueName } from '../helper'
 import { startPair } from '../support/cluster'
-import { authenticateUser, burst, compatLogout, compatRegister, me, putUser, sleep, validateToken, type Answer } from '../support/http'
+import { authenticateUser, burst, call, compatLogout, compatRegister, me, putUser, sleep, validateToken, type Answer } from '../support/http'
 
 // Seed 000's tokens renew on use, raced across two service processes (npm run build first)
-// that share one database and one Redis, each request over a connection of its own.
+// that share one database and one Redis, each request over a connection of its own. On
+// SQLite here, on PostgreSQL in races-compat.postgres.test.ts.
 // docs/api.md, Tokens and sessions, "Concurrency": a token renewed on use is renewed at most once.
+
+t.setTimeout(600_000)
 
 const NEW_PASSWORD = 'an entirely new passphrase'
 
 t.test('F8: a compat token renewed on use is renewed once, however many copies race', async (t) => {
   await requireRedis(t)
-  const { a, b } = await startPair(t, { redisUrl: REDIS_URL, env: { BCRYPT_COST: '12' } })
+  const databaseUrl = await testDatabase(t)
+  const { a, b } = await startPair(t, { redisUrl: REDIS_URL, databaseUrl, env: { BCRYPT_COST: '12' } })
   const both = (token: string) => Promise.all([me(a.url, token), me(b.url, token)])
 
   for (const n of [8, 20]) {
@@ -51,5 +55,34 @@ t.test('F8: a compat token renewed on use is renewed once, however many copies r
       }
     }
     t.ok(logoutFirst > 0, `the logout was answered before the PUT finished (${logoutFirst} of 6)`)
+  })
+
+  t.test(`parallel PUT /user renames with one token: only the request that renewed it renames (${DIALECT})`, async (t) => {
+    const wrong: string[] = []
+    let races = 0
+    for (const [trials, n] of [[10, 2], [5, 8]]) {
+      for (let trial = 0; trial < trials; trial++) {
+        const user = await compatRegister(a.url)
+        const token = (await authenticateUser(a.url, user.username)).body.token as string
+        const names = Array.from({ length: n }, () => uniqueName('renamed'))
+        const answers = await burst(n, (i) => (i % 2 === 0 ? a.url : b.url), (target, i) => putUser(target, token, { username: names[i] }))
+        const statuses = answers.map((r) => r.status)
+        const renamed = statuses.flatMap((s, i) => (s === 200 ? [names[i]] : []))
+        const label = `${n} PUTs, trial ${trial} (${statuses.join(',')})`
+        if (renamed.length !== 1 || statuses.some((s) => s !== 200 && s !== 401)) {
+          wrong.push(`${label}: not one 200 and the rest 401`)
+          continue
+        }
+        races++
+        // The account's name now, read with the token the 200 renewed (no login: no bcrypt).
+        const renewed = answers[statuses.indexOf(200)].body.token as string
+        const profile = await call(b.url, 'GET', '/users/me', { token: renewed })
+        if (profile.status !== 200 || profile.body.username !== renamed[0]) {
+          wrong.push(`${label}: the account is named ${profile.body?.username}, the 200 renamed it ${renamed[0]}`)
+        }
+      }
+    }
+    t.equal(races, 15, 'every race answered one 200, the rest 401')
+    t.same(wrong, [], `a PUT answered 401 renamed nothing (${wrong.length} of 15 trials wrong)`)
   })
 })

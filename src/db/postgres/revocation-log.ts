@@ -1,7 +1,8 @@
 import { and, eq, gt, isNotNull, isNull, ne, sql, type SQL } from 'drizzle-orm'
 import type { RevocationEntry, Revoked } from '../../revocation/contract'
+import type { Renewal } from '../repositories'
 import { LOCKS, type PgOrm } from './client'
-import { revocationLog, sessions } from './schema'
+import { revocationLog, revokedTokens, sessions } from './schema'
 
 /**
  * Records revocations in the log, in the caller's transaction (see revocationLog in
@@ -44,4 +45,27 @@ export async function revokeSessionsOfUser (
   await appendToLog(tx, revoked.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until })), now)
   const entries = all.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until }))
   return { entries, count: revoked.length }
+}
+
+/**
+ * Consumes a token renewed on use (Renewal), in the caller's transaction: the entry to log
+ * (with appendToLog, last) and publish, or null when the session is not live or the token
+ * was consumed already (then the caller must write nothing). Locks the session row as the
+ * UPDATE below will (FOR NO KEY UPDATE, not FOR SHARE: two renewals holding it shared would
+ * deadlock upgrading it): renewals and revocations of one session take turns.
+ */
+export async function consumeToken (tx: PgOrm, r: Renewal): Promise<RevocationEntry | null> {
+  const [session] = await tx.select({ id: sessions.id }).from(sessions)
+    .where(and(eq(sessions.id, r.sessionId), isNull(sessions.revokedAt), gt(sessions.expiresAt, r.now)))
+    .for('no key update')
+  if (session === undefined) return null
+  // The primary key on jti consumes the token once, across instances.
+  const consumed = await tx.insert(revokedTokens)
+    .values({ jti: r.jti, sessionId: r.sessionId, expiresAt: r.tokenExpiresAt, revokedAt: r.now })
+    .onConflictDoNothing().returning({ jti: revokedTokens.jti })
+  if (consumed.length === 0) return null
+  await tx.update(sessions)
+    .set({ accessExpiresAt: sql`greatest(${sessions.accessExpiresAt}, ${r.accessExpiresAt})` })
+    .where(eq(sessions.id, r.sessionId))
+  return { kind: 'jti', id: r.jti, until: r.tokenExpiresAt }
 }

@@ -2,8 +2,8 @@ import { and, asc, eq, gt, isNotNull, isNull, lt, or, sql } from 'drizzle-orm'
 import type { RevocationEntry } from '../../revocation/contract'
 import type { SessionsRepository } from '../repositories'
 import type { PostgresDb } from './client'
-import { appendToLog, revokeSessionsOfUser } from './revocation-log'
-import { refreshTokens, revokedTokens, sessions, users } from './schema'
+import { appendToLog, consumeToken, revokeSessionsOfUser } from './revocation-log'
+import { refreshTokens, sessions, users } from './schema'
 
 /**
  * Sessions on PostgreSQL, under READ COMMITTED. Each check that SQLite's single writer made
@@ -84,23 +84,10 @@ export function postgresSessionsRepository (db: PostgresDb): SessionsRepository 
 
     async renew (r) {
       return db.transaction(async (tx) => {
-        // The session row, locked as the UPDATE below will lock it (FOR NO KEY UPDATE, not
-        // FOR SHARE: two renewals holding it shared would deadlock upgrading it): renewals
-        // and revocations of one session take turns, and a revoked session renews nothing.
-        const [session] = await tx.select({ id: sessions.id }).from(sessions)
-          .where(live(r.sessionId, r.now)).for('no key update')
-        if (session === undefined) return null
-        // The primary key on jti consumes the token once, across instances.
-        const consumed = await tx.insert(revokedTokens)
-          .values({ jti: r.jti, sessionId: r.sessionId, expiresAt: r.tokenExpiresAt, revokedAt: r.now })
-          .onConflictDoNothing().returning({ jti: revokedTokens.jti })
-        if (consumed.length === 0) return null // another request renewed this token first
-        await tx.update(sessions)
-          .set({ accessExpiresAt: sql`greatest(${sessions.accessExpiresAt}, ${r.accessExpiresAt})` })
-          .where(eq(sessions.id, r.sessionId))
-        const entries: RevocationEntry[] = [{ kind: 'jti', id: r.jti, until: r.tokenExpiresAt }]
-        await appendToLog(tx, entries, r.now)
-        return entries
+        const entry = await consumeToken(tx, r)
+        if (entry === null) return null // a revoked session, or another request renewed this token first
+        await appendToLog(tx, [entry], r.now)
+        return [entry]
       })
     },
 

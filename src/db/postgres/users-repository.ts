@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { and, eq, gt, isNull, sql } from 'drizzle-orm'
-import { UsernameTakenError } from '../../errors'
-import { usernameKey, type UsersRepository } from '../repositories'
-import { isUniqueViolation, type PostgresDb } from './client'
-import { revokeSessionsOfUser } from './revocation-log'
+import { InvalidTokenError, UsernameTakenError } from '../../errors'
+import { usernameKey, type Renewal, type UsersRepository } from '../repositories'
+import { isUniqueViolation, type PgOrm, type PostgresDb } from './client'
+import { appendToLog, consumeToken, revokeSessionsOfUser } from './revocation-log'
 import { sessions, users } from './schema'
 
 /**
@@ -35,6 +35,12 @@ export function postgresUsersRepository (db: PostgresDb): UsersRepository {
     .from(users).where(eq(users.id, sql.placeholder('id'))).prepare('users_profile_by_id')
 
   const taken = (err: unknown) => isUniqueViolation(err) ? new UsernameTakenError() : err
+  // A renewal consumed with the change it came with; throwing rolls the change back.
+  const consume = async (tx: PgOrm, renewal: Renewal) => {
+    const entry = await consumeToken(tx, renewal)
+    if (entry === null) throw new InvalidTokenError()
+    return entry
+  }
 
   return {
     async create (username, passwordHash) {
@@ -54,12 +60,16 @@ export function postgresUsersRepository (db: PostgresDb): UsersRepository {
     async findByUsername (username) {
       return (await byKey.execute({ key: usernameKey(username) }))[0]
     },
-    async rename (id, username) {
-      const [renamed] = await orm.update(users)
-        .set({ username, usernameKey: usernameKey(username), updatedAt: Date.now() })
-        .where(eq(users.id, id)).returning(columns)
-        .catch((err) => { throw taken(err) })
-      return renamed
+    async rename (id, username, renewal) {
+      return db.transaction(async (tx) => {
+        // The user's row, then the session's (the order every writer of both keeps).
+        const [renamed] = await tx.update(users)
+          .set({ username, usernameKey: usernameKey(username), updatedAt: Date.now() })
+          .where(eq(users.id, id)).returning(columns)
+        if (renamed === undefined || renewal === undefined) return renamed
+        await appendToLog(tx, [await consume(tx, renewal)], renewal.now)
+        return renamed
+      }).catch((err) => { throw taken(err) })
     },
     async changePassword (c) {
       return db.transaction(async (tx) => {
@@ -72,6 +82,7 @@ export function postgresUsersRepository (db: PostgresDb): UsersRepository {
         if (asking === undefined) return 'session_revoked' as const
         if (current === undefined) return 'gone' as const
         if (current.version !== c.expectedVersion) return 'stale' as const
+        const renewed = c.renewal === undefined ? undefined : await consume(tx, c.renewal)
         const set: Partial<typeof users.$inferInsert> = {
           passwordHash: c.passwordHash,
           credentialVersion: c.expectedVersion + 1,
@@ -83,6 +94,7 @@ export function postgresUsersRepository (db: PostgresDb): UsersRepository {
         }
         const [user] = await tx.update(users).set(set).where(eq(users.id, c.id)).returning(columns)
         const revoked = await revokeSessionsOfUser(tx, c.id, 'password_change', c.now, c.sessionId)
+        if (renewed !== undefined) await appendToLog(tx, [renewed], c.now) // the log last (its lock)
         return { user, revoked }
       }).catch((err) => { throw taken(err) })
     },

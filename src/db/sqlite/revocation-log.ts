@@ -1,7 +1,8 @@
-import { and, eq, gt, isNotNull, isNull, ne, type SQL } from 'drizzle-orm'
+import { and, eq, gt, isNotNull, isNull, ne, sql, type SQL } from 'drizzle-orm'
 import type { BaseSQLiteDatabase } from 'drizzle-orm/sqlite-core'
 import type { RevocationEntry, Revoked } from '../../revocation/contract'
-import { revocationLog, sessions } from './schema'
+import type { Renewal } from '../repositories'
+import { revocationLog, revokedTokens, sessions } from './schema'
 
 /** A database or a transaction: the helpers below run inside the caller's transaction. */
 
@@ -36,4 +37,22 @@ export function revokeSessionsOfUser (
     .all() as Array<{ id: string, until: number }>
   const entries = all.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until }))
   return { entries, count: revoked.length }
+}
+
+/**
+ * Consumes a token renewed on use (Renewal), in the caller's (immediate) transaction: the
+ * entry to log and publish, or null when the session is not live or the token was consumed
+ * already (then the caller must write nothing).
+ */
+export function consumeToken (tx: Writer, r: Renewal): RevocationEntry | null {
+  const session = tx.select({ id: sessions.id }).from(sessions)
+    .where(and(eq(sessions.id, r.sessionId), isNull(sessions.revokedAt), gt(sessions.expiresAt, r.now))).get()
+  if (session === undefined) return null
+  const consumed = tx.insert(revokedTokens)
+    .values({ jti: r.jti, sessionId: r.sessionId, expiresAt: r.tokenExpiresAt, revokedAt: r.now })
+    .onConflictDoNothing().run().changes > 0
+  if (!consumed) return null
+  tx.update(sessions).set({ accessExpiresAt: sql`max(${sessions.accessExpiresAt}, ${r.accessExpiresAt})` })
+    .where(eq(sessions.id, r.sessionId)).run()
+  return { kind: 'jti', id: r.jti, until: r.tokenExpiresAt }
 }

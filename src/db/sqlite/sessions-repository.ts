@@ -2,8 +2,8 @@ import { and, asc, eq, gt, isNotNull, isNull, lt, or, sql } from 'drizzle-orm'
 import type { RevocationEntry } from '../../revocation/contract'
 import type { RotateResult, SessionsRepository } from '../repositories'
 import type { SqliteDb } from './client'
-import { appendToLog, revokeSessionsOfUser } from './revocation-log'
-import { refreshTokens, revokedTokens, sessions, users } from './schema'
+import { appendToLog, consumeToken, revokeSessionsOfUser } from './revocation-log'
+import { refreshTokens, sessions, users } from './schema'
 
 /** Sessions on SQLite: every write transaction is BEGIN IMMEDIATE (one writer at a time). */
 export function sqliteSessionsRepository ({ orm: db, client }: SqliteDb): SessionsRepository {
@@ -83,17 +83,10 @@ export function sqliteSessionsRepository ({ orm: db, client }: SqliteDb): Sessio
 
     async renew (r) {
       return db.transaction((tx) => {
-        const session = tx.select({ id: sessions.id }).from(sessions).where(live(r.sessionId, r.now)).get()
-        if (session === undefined) return null
-        const consumed = tx.insert(revokedTokens)
-          .values({ jti: r.jti, sessionId: r.sessionId, expiresAt: r.tokenExpiresAt, revokedAt: r.now })
-          .onConflictDoNothing().run().changes > 0
-        if (!consumed) return null // another request renewed this token first
-        tx.update(sessions).set({ accessExpiresAt: sql`max(${sessions.accessExpiresAt}, ${r.accessExpiresAt})` })
-          .where(eq(sessions.id, r.sessionId)).run()
-        const entries: RevocationEntry[] = [{ kind: 'jti', id: r.jti, until: r.tokenExpiresAt }]
-        appendToLog(tx, entries, r.now)
-        return entries
+        const entry = consumeToken(tx, r)
+        if (entry === null) return null // a revoked session, or another request renewed this token first
+        appendToLog(tx, [entry], r.now)
+        return [entry]
       }, { behavior: 'immediate' })
     },
 

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { and, eq, gt, isNull, sql } from 'drizzle-orm'
-import { UsernameTakenError } from '../../errors'
-import { usernameKey, type UsersRepository } from '../repositories'
+import { InvalidTokenError, UsernameTakenError } from '../../errors'
+import { usernameKey, type Renewal, type UsersRepository } from '../repositories'
 import { isUniqueViolation, type SqliteDb } from './client'
-import { revokeSessionsOfUser } from './revocation-log'
+import { appendToLog, consumeToken, revokeSessionsOfUser, type Writer } from './revocation-log'
 import { sessions, users } from './schema'
 
 /**
@@ -11,6 +11,16 @@ import { sessions, users } from './schema'
  * each runs alone, and a check inside one holds until its commit. findProfile is uncached
  * here (plugins/app/users-repository.ts puts the cache in front).
  */
+/**
+ * Consumes a renewal with the change it came with, and logs it; throwing rolls the change
+ * back (the caller's transaction), so only the request that consumed the token changes anything.
+ */
+function consume (tx: Writer, renewal: Renewal): void {
+  const entry = consumeToken(tx, renewal)
+  if (entry === null) throw new InvalidTokenError()
+  appendToLog(tx, [entry], renewal.now)
+}
+
 export function sqliteUsersRepository ({ orm: db }: SqliteDb): UsersRepository {
   const columns = {
     id: users.id,
@@ -52,15 +62,18 @@ export function sqliteUsersRepository ({ orm: db }: SqliteDb): UsersRepository {
     async findByUsername (username) {
       return byKey.get({ key: usernameKey(username) })
     },
-    async rename (id, username) {
+    async rename (id, username, renewal) {
       try {
-        db.update(users).set({ username, usernameKey: usernameKey(username), updatedAt: Date.now() })
-          .where(eq(users.id, id)).run()
+        return db.transaction((tx) => {
+          const renamed = tx.update(users).set({ username, usernameKey: usernameKey(username), updatedAt: Date.now() })
+            .where(eq(users.id, id)).run().changes > 0
+          if (renamed && renewal !== undefined) consume(tx, renewal)
+          return byId.get({ id })
+        }, { behavior: 'immediate' })
       } catch (err) {
         if (isUniqueViolation(err)) throw new UsernameTakenError()
         throw err
       }
-      return byId.get({ id })
     },
     async changePassword (c) {
       try {
@@ -83,6 +96,7 @@ export function sqliteUsersRepository ({ orm: db }: SqliteDb): UsersRepository {
             const exists = tx.select({ id: users.id }).from(users).where(eq(users.id, c.id)).get() !== undefined
             return exists ? 'stale' as const : 'gone' as const
           }
+          if (c.renewal !== undefined) consume(tx, c.renewal)
           const revoked = revokeSessionsOfUser(tx, c.id, 'password_change', c.now, c.sessionId)
           return { user: byId.get({ id: c.id })!, revoked }
         }, { behavior: 'immediate' })
