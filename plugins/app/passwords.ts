@@ -27,6 +27,8 @@ export interface Passwords {
   verify (password: string, hash: string | null, signal?: AbortSignal): Promise<boolean>
   /** jobs queued or running (for metrics) */
   queueDepth (): number
+  /** how many jobs fit in the queue before load shedding refuses more (Infinity until measured) */
+  capacity (): number
 }
 
 /** bcrypt's own async API (libuv's threadpool); the service uses the low-priority pool. */
@@ -36,7 +38,7 @@ const libuvBcrypt: Pick<BcryptEngine, 'hash' | 'compare'> = {
 }
 
 export interface PasswordsOptions {
-  engine?: Pick<BcryptEngine, 'hash' | 'compare'> & { stats?: () => { inFlight: number } }
+  engine?: Pick<BcryptEngine, 'hash' | 'compare'> & { stats?: () => { inFlight: number, capacity?: number } }
   log?: FastifyBaseLogger
   metrics?: ServiceMetrics
 }
@@ -70,7 +72,8 @@ export function createPasswords (
       const ok = await timed(engine.compare(prehash(password), hash ?? dummyHash, signal), 'verify')
       return ok && hash !== null
     },
-    queueDepth: () => engine.stats?.().inFlight ?? 0
+    queueDepth: () => engine.stats?.().inFlight ?? 0,
+    capacity: () => engine.stats?.().capacity ?? Infinity
   }
 }
 

@@ -26,8 +26,13 @@ export const LIMITS = {
   refreshesPerIp: { max: 120, windowMs: 60_000 }
 } as const
 
-/** Password hashing in flight at once, in this process: one client cannot fill the queue that load shedding guards. */
-export const HASHING_CONCURRENCY = { perIp: 4, perAccount: 2 } as const
+/**
+ * Password hashing in flight at once, in this process, per client address and per account:
+ * a quarter of what the queue holds before load shedding refuses (from the measured speed of
+ * a hash), between 1 and `perIp`, so that one client can never fill the queue alone and get
+ * other people's logins shed.
+ */
+export const HASHING_CONCURRENCY = { perIp: 4, perAccount: 2, shareOfQueue: 1 / 4 } as const
 
 /** How long a successful login makes its address one the account's owner uses. */
 export const KNOWN_ADDRESS_TTL_MS = 30 * 24 * 60 * 60_000
@@ -88,13 +93,13 @@ const DISABLED: RateLimits = {
   async consumeRefresh () {}
 }
 
-/** Counts of work in flight per key; a key over its cap is refused. */
-function concurrencyCap (cap: number) {
+/** Counts of work in flight per key; a key at its cap is refused. */
+function concurrencyCap (cap: () => number) {
   const inFlight = new Map<string, number>()
   return {
     take (key: string): boolean {
       const n = inFlight.get(key) ?? 0
-      if (n >= cap) return false
+      if (n >= cap()) return false
       inFlight.set(key, n + 1)
       return true
     },
@@ -188,8 +193,10 @@ export default fp(async function rateLimits (fastify) {
     await Promise.all(counters.map(async ([rl, key]) => await rl.reward(key)))
   }
 
-  const ipSlots = concurrencyCap(HASHING_CONCURRENCY.perIp)
-  const accountSlots = concurrencyCap(HASHING_CONCURRENCY.perAccount)
+  const { perIp, perAccount, shareOfQueue } = HASHING_CONCURRENCY
+  const share = () => Math.max(1, Math.floor(fastify.passwords.capacity() * shareOfQueue))
+  const ipSlots = concurrencyCap(() => Math.min(perIp, share()))
+  const accountSlots = concurrencyCap(() => Math.min(perAccount, share()))
 
   const service: RateLimits = {
     enabled: true,
@@ -239,4 +246,4 @@ export default fp(async function rateLimits (fastify) {
     }
   }
   fastify.decorate('rateLimits', service)
-}, { name: 'rate-limits', dependencies: ['config', 'redis'] })
+}, { name: 'rate-limits', dependencies: ['config', 'redis', 'passwords'] })

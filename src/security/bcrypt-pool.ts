@@ -39,6 +39,8 @@ export interface BcryptPoolStats {
   dropped: number
   /** running average of one job's duration, ms (0 until a job has finished) */
   averageMs: number
+  /** jobs the threads can finish within maxWaitMs at that average (Infinity until measured) */
+  capacity: number
 }
 
 export interface BcryptPool extends BcryptEngine {
@@ -176,7 +178,14 @@ export function createBcryptPool (
   return {
     hash: async (data, cost, signal) => await run('hash', data, cost, signal) as string,
     compare: async (data, hash, signal) => await run('compare', data, hash, signal) as boolean,
-    stats: () => ({ inFlight, dispatched, completed: pool.completed, dropped, averageMs }),
+    stats: () => ({
+      inFlight,
+      dispatched,
+      completed: pool.completed,
+      dropped,
+      averageMs,
+      capacity: averageMs === 0 ? Infinity : maxWaitMs * threads / averageMs
+    }),
     get threads () { return pool.threads },
     // Ends the threads now: jobs queued or running fail with PasswordHashingUnavailableError.
     async close () {

@@ -9,11 +9,15 @@ import type { RunningServer } from './server'
 export interface Answer { status: number, headers: IncomingHttpHeaders, body: string }
 
 /** One POST on a connection of its own (no keep-alive agent): N calls at once are N sockets. */
-export function post (base: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Answer> {
+export const post = (base: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Answer> =>
+  send(base, 'POST', path, body, headers)
+
+/** One request with a JSON body on a connection of its own. */
+export function send (base: string, method: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Answer> {
   const payload = JSON.stringify(body)
   return new Promise((resolve, reject) => {
     const req = httpRequest(`${base}${path}`, {
-      method: 'POST',
+      method,
       agent: false,
       headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)), ...headers }
     }, (res) => {
@@ -65,3 +69,18 @@ export function checkRetryAfter (t: Test, answers: Answer[], windowMs: number) {
   })
   t.equal(bad.length, 0, `every 429 has a Retry-After in 1..${windowMs / 1000} s (${limited.length} checked)`)
 }
+
+/** A session of `username` started from `clientIp`: its access token. */
+export async function tokenVia (server: RunningServer, clientIp: string, username: string, password = PASSWORD): Promise<string> {
+  const res = await loginVia(server, clientIp, username, password)
+  if (res.status !== 200) throw new Error(`login failed: ${res.status} ${res.body}`)
+  return JSON.parse(res.body).access_token
+}
+
+/** PATCH /users/me from `clientIp` with `token`. */
+export const patchMeVia = (server: RunningServer, clientIp: string, token: string, body: Record<string, string>) =>
+  send(server.url, 'PATCH', '/users/me', body, { ...from(clientIp), authorization: `Bearer ${token}` })
+
+/** The seed's PUT /user from `clientIp` with `token`. */
+export const putUserVia = (server: RunningServer, clientIp: string, token: string, body: Record<string, string>) =>
+  send(server.url, 'PUT', '/user', body, { ...from(clientIp), authorization: `Bearer ${token}` })
