@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
-import { basename, dirname, join } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { algorithmOf, generateSigningJwk, isJwtAlg, KeyFileError, parseKeySet, type AsymmetricAlg } from '../src/signing-keys'
 
@@ -88,6 +88,10 @@ async function run (argv: string[]): Promise<string> {
   // promote and remove take no options, and a kid (base64url) may begin with "-": their
   // arguments are read as written, as if after "--" (a lone "--" before the KID is skipped).
   const asWritten = argv[0] === 'promote' || argv[0] === 'remove'
+  // Help is asked for, not an error: the usage alone, on stdout, exit 0.
+  if (argv[0] === 'help' || (!asWritten && argv.some((a) => a === '--help' || a === '-h'))) {
+    return USAGE
+  }
   const { positionals, values } = parseArgs({
     args: asWritten ? ['--', ...argv.filter((arg, i) => !(arg === '--' && i === 2))] : argv,
     allowPositionals: true,
@@ -109,7 +113,17 @@ async function run (argv: string[]): Promise<string> {
       try {
         writeExclusive(values.out, serialise([jwk]))
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new KeyFileError(`${values.out} exists; use rotate to add a key to it`)
+        const code = (err as NodeJS.ErrnoException).code
+        if (code === 'EEXIST') throw new KeyFileError(`${values.out} exists; use rotate to add a key to it`)
+        const folder = dirname(resolve(values.out))
+        if (code === 'ENOENT') {
+          throw new KeyFileError(`cannot write ${values.out}: the folder ${folder} does not exist. ` +
+            `Create it first (mkdir -p ${folder}; readable by the service's user only) or choose another --out.`)
+        }
+        if (code === 'EACCES') {
+          throw new KeyFileError(`cannot write ${values.out}: no permission to write in ${folder}. ` +
+            'Run as a user who may (the service\'s user), or choose another --out.')
+        }
         throw err
       }
       return `wrote ${values.out} (mode 0600): one ${alg} key, kid ${jwk.kid}\nstart the service with JWT_ALG=${alg} JWT_KEYS_FILE=${values.out}`

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto'
 import { SignJWT } from 'jose'
 import { tmpdir } from 'node:os'
@@ -127,7 +127,7 @@ t.test('bad JWT_KEYS_FILE contents stop the start, naming the variable and print
 // --- npm run keys ---------------------------------------------------------------------------
 
 function keys (...args: string[]) {
-  const res = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'keys.ts'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
+  const res = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'keys.ts'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 })
   return { status: res.status, stdout: res.stdout, stderr: res.stderr }
 }
 const readKeys = (file: string) => (JSON.parse(readFileSync(file, 'utf8')) as { keys: Jwk[] }).keys
@@ -158,6 +158,24 @@ t.test('keys generate: one private key of the algorithm, mode 0600, that the ser
   for (const bad of [['generate', '--alg', 'HS256', '--out', join(dir, 'hs.json')], ['generate', '--alg', 'EdDSA'], ['generate', '--out', join(dir, 'x.json')], ['frobnicate']]) {
     t.equal(keys(...bad).status, 2, `${bad.join(' ')}: usage error`)
   }
+})
+
+t.test('keys --help: the usage alone, on stdout, exit 0', async (t) => {
+  for (const args of [['--help'], ['-h'], ['help'], ['generate', '--help']]) {
+    const res = keys(...args)
+    t.equal(res.status, 0, `${args.join(' ')}: exit 0`)
+    t.match(res.stdout, /^usage: npm run keys -- generate --alg EdDSA\|ES256\|RS256 --out FILE\n/)
+    t.equal(res.stderr, '', 'nothing else')
+  }
+})
+
+t.test('keys generate --out into a folder that does not exist: says which folder and what to do, writes nothing', async (t) => {
+  const out = join(dir, 'no-such-folder', 'keys.json')
+  const res = keys('generate', '--alg', 'EdDSA', '--out', out)
+  t.equal(res.status, 1)
+  t.equal(res.stderr, `cannot write ${out}: the folder ${join(dir, 'no-such-folder')} does not exist. ` +
+    `Create it first (mkdir -p ${join(dir, 'no-such-folder')}; readable by the service's user only) or choose another --out.\n`)
+  t.notOk(existsSync(out))
 })
 
 t.test('keys rotate: a new key in front, the others kept in order; --stage, promote, remove', async (t) => {
@@ -223,7 +241,7 @@ t.test('the service stops at start naming the variable (built server: npm run bu
     [{ JWT_ALG: 'EdDSA', JWT_KEYS_FILE: keyFile([ed[0], { ...ed[1], kid: ed[0].kid }]) }, 'JWT_KEYS_FILE']
   ]
   for (const [env, variable] of cases) {
-    const res = spawnSync(process.execPath, [SERVER_ENTRY], { env: { PATH: process.env.PATH, DATABASE_URL: ':memory:', NODE_ENV: 'production', ...env }, encoding: 'utf8', timeout: 20_000 })
+    const res = spawnSync(process.execPath, [SERVER_ENTRY], { env: { PATH: process.env.PATH, DATABASE_URL: ':memory:', NODE_ENV: 'production', ...env }, encoding: 'utf8', timeout: 90_000 })
     t.equal(res.status, 1, `${JSON.stringify(env).slice(0, 80)}: exits 1`)
     t.match(res.stderr, variable, `names ${variable}`)
     for (const secret of privateParts(ed)) t.notOk(res.stderr.includes(secret), 'prints no key material')
