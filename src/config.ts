@@ -41,6 +41,7 @@ export const EnvSchema = Type.Object({
   WORKERS: Type.Optional(Int(1, 64)),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 256 })),
   METRICS_PORT: Type.Optional(Int(1, 65535)),
+  METRICS_HOST: Type.Optional(Type.String({ minLength: 1 })),
   SHUTDOWN_DRAIN_MS: Type.Optional(Int(0, 60000)),
   REVOCATION_FEED_TOKEN: Type.Optional(Type.String({ minLength: 32, maxLength: 512 }))
 })
@@ -90,7 +91,8 @@ export interface Config {
   hashingMaxWaitMs: number
   workers: number
   /** GET /metrics: with a bearer token on the service's port, and/or on a port of its own */
-  metrics: { token: string | undefined, port: number | undefined }
+  /** `host`: where METRICS_PORT listens (METRICS_HOST, loopback unless set: the metrics have no token there) */
+  metrics: { token: string | undefined, port: number | undefined, host: string }
   /** how long /health/ready answers 503 before the listener closes, on SIGTERM */
   shutdownDrainMs: number
   /** the Bearer token of GET /revocations and /revocations/stream; unset: the feed does not exist */
@@ -289,7 +291,11 @@ export function loadConfig (source: Record<string, string | undefined> = process
     audit: { table: e.AUDIT_LOG === 'table', retentionDays: intOf(e, 'AUDIT_RETENTION_DAYS', 90) },
     hashingMaxWaitMs: intOf(e, 'HASHING_MAX_WAIT_MS', 2000),
     workers,
-    metrics: { token: e.METRICS_TOKEN, port: e.METRICS_PORT === undefined ? undefined : intOf(e, 'METRICS_PORT', 0) },
+    metrics: {
+      token: e.METRICS_TOKEN,
+      port: e.METRICS_PORT === undefined ? undefined : intOf(e, 'METRICS_PORT', 0),
+      host: e.METRICS_HOST ?? '127.0.0.1'
+    },
     shutdownDrainMs: intOf(e, 'SHUTDOWN_DRAIN_MS', 1000),
     revocationFeedToken: e.REVOCATION_FEED_TOKEN
   }

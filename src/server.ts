@@ -8,7 +8,10 @@ import { ConfigError, loadConfig, type Config } from './config'
 import { StartError } from './errors'
 import { loggerOptions, prettyLogs } from './logger'
 
-/** METRICS_PORT: GET /metrics on a port of its own, without a token (keep that port private). */
+/**
+ * METRICS_PORT: GET /metrics on a port of its own, without a token, on METRICS_HOST (loopback
+ * by default, not HOST: with HOST=0.0.0.0 the unauthenticated metrics must not follow).
+ */
 async function serveMetrics (config: Config, metricsText: () => Promise<string>): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
@@ -20,7 +23,7 @@ async function serveMetrics (config: Config, metricsText: () => Promise<string>)
         .end(text)
     }, () => { res.writeHead(503, { 'content-type': 'text/plain' }).end('metrics unavailable\n') })
   })
-  server.listen(config.metrics.port, config.host)
+  server.listen(config.metrics.port, config.metrics.host)
   await once(server, 'listening')
   return server
 }
