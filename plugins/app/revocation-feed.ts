@@ -44,7 +44,7 @@ export default fp(async function revocationFeed (fastify) {
   }
   const hub = createFeedHub({
     repository: fastify.revocationFeedRepository,
-    snapshot: async (now) => await fastify.revocationsRepository.loadAll(now),
+    snapshot: async (now) => await fastify.revocationFeedRepository.snapshot(now),
     logger: fastify.log
   })
 

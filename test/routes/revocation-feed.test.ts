@@ -1,12 +1,16 @@
 import t, { type Test } from 'tap'
 import { connect } from 'node:net'
 import { once } from 'node:events'
+import pg from 'pg'
 import { bearer, build, login, newUser, PASSWORD, waitFor, type App } from '../helper'
 import { openStream } from '../support/sse'
 import { bearerMatcher } from '../../plugins/app/revocation-feed'
 
 // The revocation feed (docs/api.md "Revocation feed"), on one app: GET /revocations and the
 // event stream. Many instances on one PostgreSQL: test/e2e/revocation-feed.test.ts.
+
+// Tens of thousands of log rows (paging, a slow consumer) on a busy machine: more than tap's 120 s.
+t.setTimeout(300_000)
 
 const FEED_TOKEN = 'a-revocation-feed-token-for-tests-only-0123456789'
 const feedAuth = bearer(FEED_TOKEN)
@@ -226,7 +230,14 @@ async function seedLog (app: App, n: number) {
   const insert = `INSERT INTO revocation_log (kind, target_id, until, created_at) SELECT 'jti', 'seeded-' || i, ${until}, ${Date.now()}`
   const { db } = app
   if (db.kind === 'postgres') {
-    await db.pool.query(`${insert} FROM generate_series(1, ${n}) AS i ORDER BY i`)
+    // a connection of its own: one statement may outlast the service's timeouts on a busy machine
+    const client = new pg.Client({ connectionString: (app.config.database as { url: string }).url })
+    await client.connect()
+    try {
+      await client.query(`${insert} FROM generate_series(1, ${n}) AS i ORDER BY i`)
+    } finally {
+      await client.end()
+    }
   } else {
     db.client.exec(`WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${n}) ${insert} FROM s ORDER BY i`)
   }
@@ -272,7 +283,7 @@ t.test('a consumer that stops reading is dropped (bounded memory), the others go
 t.test('closing the app ends every stream and the server closes', async (t) => {
   const { app, url } = await listening(t)
   const streams = await Promise.all([1, 2, 3].map(async () => await openStream(`${url}/revocations/stream`, feedAuth)))
-  for (const s of streams) await s.next((e) => e.event === 'heartbeat')
+  for (const s of streams) await s.next((e) => e.event === 'heartbeat', 60_000)
   t.equal(app.revocationFeed!.hub.status().streams, 3)
   await app.close()
   for (const s of streams) await s.ended
