@@ -3,9 +3,9 @@
  * against the same route behind @fastify/jwt verifying with the same JWKS (no revocation
  * check). Runnable alone (`npx tsx bench/verifier.ts [--quick]`) and called by bench/run.ts.
  *
- * The bench process plays the auth service's part (JWKS, a revocation feed with a snapshot of
- * 10,000 entries and a heartbeat a second) and drives the load; each downstream app is a
- * process of its own. Runs alternate J P J P J: each plugin run is divided by the mean of the
+ * A process plays the auth service's part (JWKS, a revocation feed with a snapshot of 10,000
+ * entries and a heartbeat a second), the bench process drives the load, and each downstream
+ * app is a process of its own. Runs alternate J P J P J: each plugin run is divided by the mean of the
  * @fastify/jwt runs just before and after it, so drift on a shared machine cancels.
  */
 import { createServer, type Server, type ServerResponse } from 'node:http'
@@ -29,14 +29,33 @@ export interface VerifierBenchRow {
   unexpected: number
 }
 
-/** The auth service's side, in this process: JWKS and a feed that never revokes during the run. */
-async function startAuthStandIn (jwk: object): Promise<{ url: string, server: Server }> {
+/**
+ * The auth service's side: JWKS and a feed that never revokes during the run. A process of
+ * its own: in the load generator's, heartbeats wait behind autocannon and the apps go stale.
+ */
+async function startAuthStandIn (jwk: object): Promise<{ url: string, child: Child }> {
+  const port = await freePort()
+  const child = startChild('auth', process.execPath, ['--import', 'tsx', __filename, '--serve', 'auth'], {
+    PATH: process.env.PATH, PORT: String(port), JWK: JSON.stringify(jwk), FEED_TOKEN
+  })
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    if (child.exited() || Date.now() > deadline) throw new Error(`auth stand-in did not start:\n${child.output()}`)
+    try {
+      if ((await fetch(`${url}/.well-known/jwks.json`)).status === 200) return { url, child }
+    } catch {}
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+async function serveAuth (jwk: object, feedToken: string, port: number): Promise<Server> {
   const entries = Array.from({ length: 10_000 }, () => ({ kind: 'sid', id: randomUUID(), until: Date.now() + 900_000 }))
   const streams = new Set<ServerResponse>()
   const server = createServer((req, res) => {
     if (req.url === '/.well-known/jwks.json') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }))
-    } else if (req.url === '/revocations/stream' && req.headers.authorization === `Bearer ${FEED_TOKEN}`) {
+    } else if (req.url === '/revocations/stream' && req.headers.authorization === `Bearer ${feedToken}`) {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' })
       res.write(`event: snapshot\nid: 1\ndata: ${JSON.stringify({ position: 1, entries })}\n\n`)
       streams.add(res)
@@ -49,9 +68,8 @@ async function startAuthStandIn (jwk: object): Promise<{ url: string, server: Se
     for (const s of streams) s.write(`event: heartbeat\ndata: {"position":1,"time":${Date.now()}}\n\n`)
   }, 1000)
   beat.unref()
-  const port = await freePort()
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
-  return { url: `http://127.0.0.1:${port}`, server }
+  return server
 }
 
 /** One downstream app (this file with --serve), the same route and body either way. */
@@ -176,14 +194,15 @@ export async function verifierBench (opts: { quick: boolean, jwtCache?: boolean,
     await plugin.child.stop()
     return { rows, text }
   } finally {
-    auth.server.closeAllConnections()
-    auth.server.close()
+    await auth.child.stop()
   }
 }
 
 if (require.main === module) {
   const serveAt = process.argv.indexOf('--serve')
-  if (serveAt !== -1) {
+  if (serveAt !== -1 && process.argv[serveAt + 1] === 'auth') {
+    serveAuth(JSON.parse(process.env.JWK!), process.env.FEED_TOKEN!, Number(process.env.PORT)).catch((err) => { console.error(err); process.exit(1) })
+  } else if (serveAt !== -1) {
     serve(process.argv[serveAt + 1] as 'verifier' | 'fastify-jwt').catch((err) => { console.error(err); process.exit(1) })
   } else {
     verifierBench({ quick: process.argv.includes('--quick'), jwtCache: process.argv.includes('--jwt-cache'), log: (line) => console.log(line) })

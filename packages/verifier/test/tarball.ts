@@ -16,13 +16,18 @@ function installedVersion (name: string): string {
 }
 
 /**
- * Packs the package (`npm pack`: prepack builds it) and installs the tarball into a fresh
+ * Packs the package (`npm pack` of its build) and installs the tarball into a fresh
  * directory outside the repository, next to fastify and prom-client, as a user would. The
  * example server is copied in: what runs there can reach nothing of this repository.
  */
 export async function installFromTarball (): Promise<{ dir: string, tarball: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'verifier-downstream-'))
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: PACKAGE_DIR, maxBuffer: 16 << 20 })
+  // The package's build (its prepack script: tsc -p tsconfig.build.json), but into a copy of
+  // its own: test files run two at a time and must not write one dist/ together.
+  const stage = mkdtempSync(join(tmpdir(), 'verifier-pack-'))
+  await run(process.execPath, [join(ROOT_MODULES, 'typescript', 'bin', 'tsc'), '-p', join(PACKAGE_DIR, 'tsconfig.build.json'), '--outDir', join(stage, 'dist')])
+  for (const file of ['package.json', 'README.md']) copyFileSync(join(PACKAGE_DIR, file), join(stage, file))
+  const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], { cwd: stage, maxBuffer: 16 << 20 })
   const tarball = join(dir, JSON.parse(stdout.slice(stdout.indexOf('[')))[0].filename)
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'downstream-api', private: true, version: '1.0.0' }))
   // --prefer-offline: the packages are in the npm cache since the repository's own install.
