@@ -59,7 +59,7 @@ export function createMetrics (sources: MetricSources): ServiceMetrics {
     collect () { this.set(store().trusted ? 1 : 0) }
   }), new Gauge({
     name: 'auth_revocation_replica_lease_age_seconds',
-    help: 'age of the last heartbeat proof of the Redis replica (absent with the in-process store); ' +
+    help: 'age of the last heartbeat proof of the Redis replica (0 with the in-process store); ' +
       'with WORKERS=N, the oldest',
     registers,
     aggregator: 'max',

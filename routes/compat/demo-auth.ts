@@ -23,7 +23,8 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       ...compatRoute,
       operationId: 'compatDemoAuthenticateUser',
-      summary: 'Log in (seed 000): a new session\'s access token; use POST /auth/login',
+      summary: 'Log in (from the Flask JWT Authentication API Demo)' +
+        ': a new session\'s access token; use POST /auth/login',
       description: '`token` and `access_token` are the same token. An unknown username and a wrong password get ' +
         'the same 401 (the seed\'s 404 for unknown users told who has an account).',
       body: Type.Ref(LoginCredentials),
@@ -54,7 +55,7 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       ...compatRoute,
       operationId: 'compatDemoValidateToken',
-      summary: 'Check a token and renew it (seed 000); use POST /auth/introspect',
+      summary: 'Check a token and renew it (from the Flask JWT Authentication API Demo); use POST /auth/introspect',
       description: 'The token comes from the body, else from Authorization: Bearer. A valid token is revoked and a ' +
         'fresh one of the same session is returned: replaying the old one gets 401.',
       security: BearerSecurity,
@@ -79,7 +80,8 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       ...compatRoute,
       operationId: 'compatDemoLogout',
-      summary: 'Log out (seed 000): the token\'s whole session is revoked; use POST /auth/logout',
+      summary: 'Log out (from the Flask JWT Authentication API Demo)' +
+        ': the token\'s whole session is revoked; use POST /auth/logout',
       description: 'The token comes from the body, else from Authorization: Bearer.',
       security: BearerSecurity,
       body: Type.Ref(CompatTokenInput),

@@ -38,7 +38,7 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       ...compatRoute,
       operationId: 'compatDemoCreateUser',
-      summary: 'Create an account (seed 000); use POST /auth/register',
+      summary: 'Create an account (from the Flask JWT Authentication API Demo); use POST /auth/register',
       body: Type.Ref(Credentials),
       response: {
         201: Type.Object({ message: Type.Literal('User created successfully') }, {
@@ -64,7 +64,7 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       ...compatRoute,
       operationId: 'compatDemoGetUser',
-      summary: 'The current user, and a renewed token (seed 000); use GET /users/me',
+      summary: 'The current user, and a renewed token (from the Flask JWT Authentication API Demo); use GET /users/me',
       description: '`id` is the user\'s UUID (the seed had an integer).',
       security: BearerSecurity,
       response: {
@@ -86,7 +86,8 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       ...compatRoute,
       operationId: 'compatDemoUpdateUser',
-      summary: 'Change the username and/or password, and renew the token (seed 000); use PATCH /users/me',
+      summary: 'Change the username and/or password, and renew the token (from the Flask JWT Authentication API Demo)' +
+        '; use PATCH /users/me',
       description: 'A rename works as in the seed. Unlike the seed, a password change also needs current_password ' +
         '(400 without it, 403 when it is wrong; nothing changes either way), so a stolen access token cannot take ' +
         'the account over; wrong answers are limited like failed logins (429). A password change revokes every ' +
@@ -124,7 +125,8 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       ...compatRoute,
       operationId: 'compatDemoDeleteUser',
-      summary: 'Delete the account; every token of it stops working (seed 000); use DELETE /users/me',
+      summary: 'Delete the account; every token of it stops working (from the Flask JWT Authentication API Demo)' +
+        '; use DELETE /users/me',
       security: BearerSecurity,
       response: {
         200: Type.Object({ message: Type.Literal('User deleted successfully') }, {

@@ -28,7 +28,7 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       ...compatRoute,
       operationId: 'compatTemplateRegister',
-      summary: 'Create an account (seed 001); use POST /auth/register',
+      summary: 'Create an account (from the Flask JWT Authentication Template); use POST /auth/register',
       body: Type.Ref(Credentials),
       response: {
         201: Msg('User registered successfully', 'The account is created'),
@@ -51,7 +51,8 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       ...compatRoute,
       operationId: 'compatTemplateLogin',
-      summary: 'Log in (seed 001): a new session\'s access and refresh tokens; use POST /auth/login',
+      summary: 'Log in (from the Flask JWT Authentication Template)' +
+        ': a new session\'s access and refresh tokens; use POST /auth/login',
       description: 'The refresh token works on POST /auth/refresh. An unknown username and a wrong password ' +
         'get the same 401.',
       body: Type.Ref(LoginCredentials),
@@ -84,7 +85,7 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       ...compatRoute,
       operationId: 'compatTemplateProtected',
-      summary: 'Who the bearer token belongs to (seed 001); use GET /users/me',
+      summary: 'Who the bearer token belongs to (from the Flask JWT Authentication Template); use GET /users/me',
       security: BearerSecurity,
       response: {
         200: Type.Object({ logged_in_as: Type.String({ examples: ['alice'] }) }, {
@@ -100,7 +101,8 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       ...compatRoute,
       operationId: 'compatTemplateLogout',
-      summary: 'Log out (seed 001): the token\'s whole session is revoked; use POST /auth/logout',
+      summary: 'Log out (from the Flask JWT Authentication Template)' +
+        ': the token\'s whole session is revoked; use POST /auth/logout',
       security: BearerSecurity,
       response: {
         200: Msg('Successfully logged out', 'The session is revoked'),
