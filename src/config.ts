@@ -41,7 +41,10 @@ export const EnvSchema = Type.Object({
   WORKERS: Type.Optional(Int(1, 64)),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 256 })),
   METRICS_PORT: Type.Optional(Int(1, 65535)),
-  SHUTDOWN_DRAIN_MS: Type.Optional(Int(0, 60000))
+  SHUTDOWN_DRAIN_MS: Type.Optional(Int(0, 60000)),
+  MFA_ENCRYPTION_KEY: Type.Optional(Type.String()),
+  MFA_ENROLMENT: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
+  MFA_ISSUER: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[^:]+$' }))
 })
 export type Env = Static<typeof EnvSchema>
 
@@ -92,6 +95,13 @@ export interface Config {
   metrics: { token: string | undefined, port: number | undefined }
   /** how long /health/ready answers 503 before the listener closes, on SIGTERM */
   shutdownDrainMs: number
+  /**
+   * Two-factor (TOTP). `key`: AES-256-GCM key the secrets are encrypted with (undefined only in
+   * production with enrolment off and no key: TOTP logins then answer 503); `ephemeralKey`: made
+   * at start (not production), so enrolments do not survive a restart; `issuer`: the name
+   * authenticator apps show.
+   */
+  mfa: { key: Buffer | undefined, ephemeralKey: boolean, enrolment: boolean, issuer: string }
 }
 
 export class ConfigError extends Error {
@@ -120,7 +130,7 @@ function intOf (env: Env, name: keyof Env, fallback: number): number {
  * `postgres://` or `postgresql://` selects PostgreSQL; else `file:./data/auth.db`, a bare path
  * or `:memory:` (SQLite).
  */
-function parseDatabaseUrl (raw: string, poolSize: number, startWaitMs: number): Config['database'] {
+export function parseDatabaseUrl (raw: string, poolSize: number, startWaitMs: number): Config['database'] {
   if (/^postgres(ql)?:\/\//i.test(raw)) {
     let url: URL
     try {
@@ -256,6 +266,23 @@ export function loadConfig (source: Record<string, string | undefined> = process
       'above 1 needs REDIS_URL: an in-process revocation store cannot be shared between processes')
   }
 
+  const mfaEnrolment = (e.MFA_ENROLMENT ?? 'on') === 'on'
+  let mfaKey: Buffer | undefined
+  let ephemeralMfaKey = false
+  if (e.MFA_ENCRYPTION_KEY !== undefined) {
+    // base64 or base64url of exactly 32 bytes (openssl rand -base64 32)
+    if (!/^[A-Za-z0-9+/_-]{43}=?$/.test(e.MFA_ENCRYPTION_KEY)) {
+      throw new ConfigError('MFA_ENCRYPTION_KEY', 'must be 32 random bytes in base64 (openssl rand -base64 32)')
+    }
+    mfaKey = Buffer.from(e.MFA_ENCRYPTION_KEY.replace(/-/g, '+').replace(/_/g, '/'), 'base64')
+  } else if (production && mfaEnrolment) {
+    throw new ConfigError('MFA_ENCRYPTION_KEY',
+      'is required when NODE_ENV=production and two-factor enrolment is on (MFA_ENROLMENT=on, the default)')
+  } else if (!production) {
+    mfaKey = randomBytes(32)
+    ephemeralMfaKey = true
+  }
+
   return {
     production,
     port: intOf(e, 'PORT', 3000),
@@ -284,6 +311,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     hashingMaxWaitMs: intOf(e, 'HASHING_MAX_WAIT_MS', 2000),
     workers,
     metrics: { token: e.METRICS_TOKEN, port: e.METRICS_PORT === undefined ? undefined : intOf(e, 'METRICS_PORT', 0) },
-    shutdownDrainMs: intOf(e, 'SHUTDOWN_DRAIN_MS', 1000)
+    shutdownDrainMs: intOf(e, 'SHUTDOWN_DRAIN_MS', 1000),
+    mfa: { key: mfaKey, ephemeralKey: ephemeralMfaKey, enrolment: mfaEnrolment, issuer: e.MFA_ISSUER ?? 'auth-service' }
   }
 }
