@@ -46,7 +46,13 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
       ...common,
       operationId: 'adminGetUser',
       summary: 'One user, with their active sessions',
-      response: { 200: Type.Ref(AdminUserDetail), 400: badId, 403: forbidden, 404: notFound, ...errors(401, 414, 503) }
+      response: {
+        200: Type.Ref(AdminUserDetail, { description: 'The user and their active sessions' }),
+        400: badId,
+        403: forbidden,
+        404: notFound,
+        ...errors(401, 414, 503)
+      }
     }
   }, async (request) => {
     const account = await repo.find(request.params.id)
@@ -69,7 +75,13 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'adminDisableUser',
       summary: 'Disable an account: every session revoked at once, no login until enabled',
       description: 'A login with the right password then gets 403 "Account disabled"; a wrong one the usual 401.',
-      response: { 200: Type.Ref(AdminUser), 400: badId, 403: forbidden, 404: notFound, ...errors(401, 414, 503) }
+      response: {
+        200: Type.Ref(AdminUser, { description: 'The account, disabled; its sessions are revoked' }),
+        400: badId,
+        403: forbidden,
+        404: notFound,
+        ...errors(401, 414, 503)
+      }
     }
   }, async (request, reply) => {
     const ctx = requestContext(request, reply)
@@ -81,7 +93,13 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
       ...common,
       operationId: 'adminEnableUser',
       summary: 'Enable a disabled account (its sessions stay revoked)',
-      response: { 200: Type.Ref(AdminUser), 400: badId, 403: forbidden, 404: notFound, ...errors(401, 414, 503) }
+      response: {
+        200: Type.Ref(AdminUser, { description: 'The account, enabled' }),
+        400: badId,
+        403: forbidden,
+        404: notFound,
+        ...errors(401, 414, 503)
+      }
     }
   }, async (request, reply) => {
     const ctx = requestContext(request, reply)

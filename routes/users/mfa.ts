@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
 import { BearerSecurity, errorResponse, errors, NoContent } from '../../src/schemas/common'
 import {
   RecoveryCodes, TotpConfirmRequest, TotpDisableRequest, TotpEnrolment, TotpEnrolmentRequest
@@ -16,7 +17,7 @@ const mfa: FastifyPluginAsyncTypebox = async (fastify) => {
       description: 'Needs the current password. TOTP is not required at login until POST /users/me/mfa/totp/confirm; ' +
         'a new enrolment replaces one not yet confirmed.',
       security: BearerSecurity,
-      body: TotpEnrolmentRequest,
+      body: Type.Ref(TotpEnrolmentRequest),
       response: {
         200: TotpEnrolment,
         403: errorResponse(403, 'current_password is wrong (or enrolment is switched off: MFA_ENROLMENT=off)',
@@ -38,7 +39,7 @@ const mfa: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Turn TOTP on with a code of the enrolment: the recovery codes, shown once',
       description: 'From now on a login needs a code. Every other session of the user is revoked; this one stays.',
       security: BearerSecurity,
-      body: TotpConfirmRequest,
+      body: Type.Ref(TotpConfirmRequest),
       response: {
         200: RecoveryCodes,
         400: errorResponse(400, 'The code is not the one the enrolment\'s secret gives now', 'Invalid code'),
@@ -59,7 +60,7 @@ const mfa: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['users'],
       summary: 'Turn TOTP off, with the current password and a TOTP code or a recovery code',
       security: BearerSecurity,
-      body: TotpDisableRequest,
+      body: Type.Ref(TotpDisableRequest),
       response: {
         204: NoContent('TOTP is off: its secret and recovery codes are deleted'),
         403: errorResponse(403, 'current_password is wrong, or the code is wrong or used already; nothing changed',

@@ -47,7 +47,7 @@ export type MfaLoginRequest = Static<typeof MfaLoginRequest>
 
 export const TotpEnrolmentRequest = Type.Object({
   current_password: Type.String({ minLength: 1, maxLength: 1024, examples: ['correct horse battery staple'] })
-}, { title: 'TotpEnrolmentRequest', additionalProperties: false })
+}, { $id: 'TotpEnrolmentRequest', title: 'TotpEnrolmentRequest', additionalProperties: false })
 
 export const TotpEnrolment = Type.Object({
   secret: Type.String({
@@ -62,6 +62,7 @@ export const TotpEnrolment = Type.Object({
 }, { title: 'TotpEnrolment', description: 'An enrolment: TOTP is not required at login until confirmed' })
 
 export const TotpConfirmRequest = Type.Object({ code: TotpCode }, {
+  $id: 'TotpConfirmRequest',
   title: 'TotpConfirmRequest',
   additionalProperties: false
 })
@@ -70,7 +71,7 @@ export const RecoveryCodes = Type.Object({
   recovery_codes: Type.Array(Type.String({ examples: [RECOVERY_EXAMPLE] }), {
     minItems: 10, maxItems: 10, description: 'shown this once; each logs in once in place of a TOTP code'
   })
-}, { title: 'RecoveryCodes' })
+}, { title: 'RecoveryCodes', description: 'TOTP is on: the recovery codes, shown this once' })
 
 export const TotpDisableRequest = Type.Object({
   current_password: Type.String({ minLength: 1, maxLength: 1024, examples: ['correct horse battery staple'] }),
@@ -80,7 +81,7 @@ export const TotpDisableRequest = Type.Object({
     description: 'a TOTP code or a recovery code',
     examples: ['492039']
   })
-}, { title: 'TotpDisableRequest', additionalProperties: false })
+}, { $id: 'TotpDisableRequest', title: 'TotpDisableRequest', additionalProperties: false })
 
 export const PasswordResetRequest = Type.Object({
   reset_token: Type.String({
@@ -98,7 +99,10 @@ export const PasswordResetToken = Type.Object({
     examples: [MFA_TOKEN_EXAMPLE]
   }),
   expires_in: Type.Literal(900, { description: 'seconds' })
-}, { title: 'PasswordResetToken' })
+}, {
+  title: 'PasswordResetToken',
+  description: 'A reset token: give it to the user, who calls POST /auth/password/reset'
+})
 
 const adminUserFields = {
   id: Uuid(),
@@ -122,7 +126,7 @@ export const AdminUserDetail = Type.Object({
 export const AdminUserPage = Type.Object({
   users: Type.Array(Type.Ref(AdminUser), { description: 'in username order (case-insensitively)' }),
   next: Type.Optional(Type.String({ description: 'present when more may follow: pass it as `after`' }))
-}, { title: 'AdminUserPage' })
+}, { title: 'AdminUserPage', description: 'A page of users matching the prefix' })
 
 export const AdminUserQuery = Type.Object({
   query: Type.Optional(Type.String({
