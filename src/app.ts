@@ -10,6 +10,11 @@ import { ErrorResponse } from './schemas/common'
 import { Credentials, LoginCredentials, User, UserPatch } from './schemas/users'
 import { IntrospectRequest, LogoutRequest, RefreshRequest, TokenPair } from './schemas/tokens'
 import { Session } from './schemas/sessions'
+import {
+  AdminUser, AdminUserDetail, MfaChallenge, MfaLoginRequest, PasswordResetRequest, TotpConfirmRequest,
+  TotpDisableRequest,
+  TotpEnrolmentRequest
+} from './schemas/accounts'
 import { CompatMessageError, CompatMsgError, CompatTokenInput } from './schemas/compat'
 import { errorBody, setCommonHeaders } from './http-errors'
 import { ERROR_MESSAGE_KEYWORD, formatValidationErrors } from './validation'
@@ -122,7 +127,8 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
   // clients get one named type each (never InlineObjectN, never one per route).
   const shared: TSchema[] = [
     ErrorResponse, User, TokenPair, Session, Credentials, LoginCredentials, UserPatch, RefreshRequest, LogoutRequest,
-    IntrospectRequest
+    IntrospectRequest, MfaChallenge, MfaLoginRequest, PasswordResetRequest, AdminUser, AdminUserDetail,
+    TotpEnrolmentRequest, TotpConfirmRequest, TotpDisableRequest
   ]
   if (config.compatRoutes) shared.push(CompatMsgError, CompatMessageError, CompatTokenInput)
   for (const schema of shared) fastify.addSchema(schema)

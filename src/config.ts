@@ -43,7 +43,10 @@ export const EnvSchema = Type.Object({
   METRICS_PORT: Type.Optional(Int(1, 65535)),
   METRICS_HOST: Type.Optional(Type.String({ minLength: 1 })),
   SHUTDOWN_DRAIN_MS: Type.Optional(Int(0, 60000)),
-  REVOCATION_FEED_TOKEN: Type.Optional(Type.String({ minLength: 32, maxLength: 512 }))
+  REVOCATION_FEED_TOKEN: Type.Optional(Type.String({ minLength: 32, maxLength: 512 })),
+  MFA_ENCRYPTION_KEY: Type.Optional(Type.String()),
+  MFA_ENROLMENT: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
+  MFA_ISSUER: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[^:]+$' }))
 })
 export type Env = Static<typeof EnvSchema>
 
@@ -97,6 +100,13 @@ export interface Config {
   shutdownDrainMs: number
   /** the Bearer token of GET /revocations and /revocations/stream; unset: the feed does not exist */
   revocationFeedToken: string | undefined
+  /**
+   * Two-factor (TOTP). `key`: AES-256-GCM key the secrets are encrypted with (undefined only in
+   * production with enrolment off and no key: TOTP logins then answer 503); `ephemeralKey`: made
+   * at start (not production), so enrolments do not survive a restart; `issuer`: the name
+   * authenticator apps show.
+   */
+  mfa: { key: Buffer | undefined, ephemeralKey: boolean, enrolment: boolean, issuer: string }
 }
 
 export class ConfigError extends Error {
@@ -264,6 +274,23 @@ export function loadConfig (source: Record<string, string | undefined> = process
       'above 1 needs REDIS_URL: an in-process revocation store cannot be shared between processes')
   }
 
+  const mfaEnrolment = (e.MFA_ENROLMENT ?? 'on') === 'on'
+  let mfaKey: Buffer | undefined
+  let ephemeralMfaKey = false
+  if (e.MFA_ENCRYPTION_KEY !== undefined) {
+    // base64 or base64url of exactly 32 bytes (openssl rand -base64 32)
+    if (!/^[A-Za-z0-9+/_-]{43}=?$/.test(e.MFA_ENCRYPTION_KEY)) {
+      throw new ConfigError('MFA_ENCRYPTION_KEY', 'must be 32 random bytes in base64 (openssl rand -base64 32)')
+    }
+    mfaKey = Buffer.from(e.MFA_ENCRYPTION_KEY.replace(/-/g, '+').replace(/_/g, '/'), 'base64')
+  } else if (production && mfaEnrolment) {
+    throw new ConfigError('MFA_ENCRYPTION_KEY',
+      'is required when NODE_ENV=production and two-factor enrolment is on (MFA_ENROLMENT=on, the default)')
+  } else if (!production) {
+    mfaKey = randomBytes(32)
+    ephemeralMfaKey = true
+  }
+
   return {
     production,
     port: intOf(e, 'PORT', 3000),
@@ -297,6 +324,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
       host: e.METRICS_HOST ?? '127.0.0.1'
     },
     shutdownDrainMs: intOf(e, 'SHUTDOWN_DRAIN_MS', 1000),
-    revocationFeedToken: e.REVOCATION_FEED_TOKEN
+    revocationFeedToken: e.REVOCATION_FEED_TOKEN,
+    mfa: { key: mfaKey, ephemeralKey: ephemeralMfaKey, enrolment: mfaEnrolment, issuer: e.MFA_ISSUER ?? 'auth-service' }
   }
 }

@@ -130,3 +130,83 @@ export class StartError extends Error {
     this.name = 'StartError'
   }
 }
+
+/** 403: the right password for an account an admin has disabled. */
+export class AccountDisabledError extends Error {
+  readonly statusCode = 403
+  constructor () {
+    super('Account disabled')
+    this.name = 'AccountDisabledError'
+  }
+}
+
+/** A wrong, reused or malformed second factor: 400 where a code is being set up, 401 at login. */
+export class InvalidCodeError extends Error {
+  constructor (readonly statusCode: 400 | 401 | 403 = 401) {
+    super('Invalid code')
+    this.name = 'InvalidCodeError'
+  }
+}
+
+/** 401 on the compat login routes: this account needs the two-step login of the service API. */
+export class MfaRequiredError extends Error {
+  readonly statusCode = 401
+  constructor () {
+    super('Two-factor authentication required: use POST /auth/login')
+    this.name = 'MfaRequiredError'
+  }
+}
+
+/** 409: the two-factor state does not allow this (already on, nothing to confirm, not on). */
+export class MfaStateError extends Error {
+  readonly statusCode = 409
+  constructor (message: string) {
+    super(message)
+    this.name = 'MfaStateError'
+  }
+}
+
+/** 403: two-factor enrolment is switched off (MFA_ENROLMENT=off). */
+export class MfaEnrolmentOffError extends Error {
+  readonly statusCode = 403
+  constructor () {
+    super('Two-factor enrolment is switched off on this service')
+    this.name = 'MfaEnrolmentOffError'
+  }
+}
+
+/** 503: a TOTP secret cannot be read (no MFA_ENCRYPTION_KEY, or not the key it was sealed with). */
+export class MfaUnavailableError extends Error {
+  readonly statusCode = 503
+  constructor () {
+    super('Two-factor authentication unavailable: the server cannot read TOTP secrets')
+    this.name = 'MfaUnavailableError'
+  }
+}
+
+/** 400: a password reset token that is unknown, used or expired. */
+export class InvalidResetTokenError extends Error {
+  readonly statusCode = 400
+  constructor () {
+    super('Invalid or expired reset token')
+    this.name = 'InvalidResetTokenError'
+  }
+}
+
+/** 403: a valid token of a user without the admin role (checked in the database on each request). */
+export class AdminRequiredError extends Error {
+  readonly statusCode = 403
+  constructor () {
+    super('Admin role required')
+    this.name = 'AdminRequiredError'
+  }
+}
+
+/** 404: no user has this id (admin routes). */
+export class UserNotFoundError extends Error {
+  readonly statusCode = 404
+  constructor () {
+    super('User not found')
+    this.name = 'UserNotFoundError'
+  }
+}

@@ -3,15 +3,22 @@ import type { RequestContext } from '../../src/request-context'
 import type { TokenPair } from '../../src/schemas/tokens'
 import type { UserRecord } from './users-repository'
 import type { Renewal } from './sessions-repository'
+import { randomBytes } from 'node:crypto'
+import bcrypt from 'bcrypt'
 import { isCommonPassword } from '../../src/security/password-policy'
 import {
+  AccountDisabledError,
   CurrentPasswordRequiredError,
+  InvalidCodeError,
+  InvalidResetTokenError,
   InvalidTokenError,
+  MfaRequiredError,
   OverloadedError,
   RateLimitedError,
   WeakPasswordError,
   WrongCurrentPasswordError
 } from '../../src/errors'
+import { hashOpaqueToken, MFA_MAX_WRONG_CODES, MFA_TOKEN_TTL, type MfaInput } from './mfa'
 
 export interface AccountChange {
   username?: string
@@ -19,6 +26,22 @@ export interface AccountChange {
   /** required with `password`; when given, it must match */
   currentPassword?: string
 }
+
+/** A login's answer: a session, or (TOTP on) the token of its second step. */
+export type LoginResult =
+  | { user: UserRecord, tokens: TokenPair }
+  | { user: UserRecord, mfa: { token: string, expiresIn: number } }
+
+export interface LoginOptions {
+  /**
+   * 'challenge' (the service API): a TOTP user gets an mfa_token for POST /auth/login/mfa.
+   * 'refuse' (the compat routes, which have no second step): MfaRequiredError (401).
+   */
+  mfa: 'challenge' | 'refuse'
+}
+
+/** The cost a bcrypt hash was made with ($2b$12$... -> 12). */
+export const bcryptCostOf = (hash: string) => bcrypt.getRounds(hash)
 
 /**
  * Account use cases shared by the service API and the seed-compatible routes:
@@ -33,10 +56,20 @@ export interface Accounts {
   /**
    * A new session when the password matches; null otherwise, after the same work either way.
    * Throws RateLimitedError (429) before any hashing, and OverloadedError (503) when more
-   * hashing is queued than can finish in time.
+   * hashing is queued than can finish in time; AccountDisabledError (403) for the right
+   * password of a disabled account. A hash made at a lower cost than BCRYPT_COST is
+   * replaced in the same request (nothing revoked).
    */
-  login (username: string, password: string, ctx: RequestContext):
-  Promise<{ user: UserRecord, tokens: TokenPair } | null>
+  login (username: string, password: string, ctx: RequestContext, options?: LoginOptions):
+  Promise<LoginResult | null>
+  /**
+   * The second step: a new session for a live mfa_token and a right code (each TOTP step
+   * and recovery code once). Throws InvalidCodeError (401) otherwise; every wrong code
+   * counts as a failed login of the account, and spends one of the token's 5.
+   */
+  loginMfa (mfaToken: string, input: MfaInput, ctx: RequestContext): Promise<TokenPair>
+  /** An admin-issued reset token's use: the new password set, every session revoked. 400 otherwise. */
+  resetPassword (resetToken: string, newPassword: string, ctx: RequestContext): Promise<void>
   /**
    * A password change needs the current password and revokes every other session of the
    * user, in one transaction that also checks that the password checked is still current
@@ -59,7 +92,8 @@ declare module 'fastify' {
 }
 
 export default fp(async function accounts (fastify) {
-  const { usersRepository: users, passwords, sessions, rateLimits, metrics, audit } = fastify
+  const { usersRepository: users, accountsRepository, passwords, sessions, rateLimits, metrics, audit } = fastify
+  const { bcryptCost } = fastify.config
   const countLogin = (err: unknown): never => {
     if (err instanceof RateLimitedError) metrics.logins.inc({ outcome: 'rate_limited' })
     else if (err instanceof OverloadedError) metrics.logins.inc({ outcome: 'shed' })
@@ -81,6 +115,19 @@ export default fp(async function accounts (fastify) {
     return ok
   }
 
+  // docs/api.md, "Password hash upgrades": a verified password whose hash has a lower cost
+  // is hashed again at BCRYPT_COST, written only if it is still the current password.
+  const upgradeHash = async (user: UserRecord, password: string, ctx: RequestContext, lastLoginAt?: number) => {
+    if (bcryptCostOf(user.passwordHash) >= bcryptCost) {
+      if (lastLoginAt !== undefined) await accountsRepository.recordLogin({ id: user.id, lastLoginAt })
+      return
+    }
+    const to = await passwords.hash(password, ctx.signal)
+    const rehash = { from: user.passwordHash, to, expectedVersion: user.credentialVersion }
+    await accountsRepository.recordLogin({ id: user.id, lastLoginAt, rehash })
+    await audit.record({ event: 'password.rehashed', userId: user.id }, ctx)
+  }
+
   const service: Accounts = {
     async register (username, password, ctx) {
       await rateLimits.consumeRegister(ctx.ip)
@@ -92,7 +139,7 @@ export default fp(async function accounts (fastify) {
       return user
     },
 
-    async login (username, password, ctx) {
+    async login (username, password, ctx, options = { mfa: 'challenge' }) {
       const { ip, signal } = ctx
       const attempt = { account: username, ip }
       let judged = false
@@ -113,12 +160,43 @@ export default fp(async function accounts (fastify) {
         // so the attempt is no failure (a victim retrying through a flood must not reach 429).
         if (!judged) await rateLimits.cancelled(attempt).catch(() => {})
       }
-      // The session is created only if the password just checked is still the current one:
-      // a login that raced a password change or a deletion fails like a wrong password.
+      // A disabled account's right password stays counted: it opens nothing.
+      if (ok && user !== undefined && user.disabled) {
+        metrics.logins.inc({ outcome: 'bad_credentials' })
+        await audit.record({ event: 'login.failure', userId: user.id, reason: 'account_disabled' }, ctx)
+        throw new AccountDisabledError()
+      }
+      if (ok && user !== undefined && user.mfaEnabled) {
+        if (options.mfa === 'refuse') {
+          metrics.logins.inc({ outcome: 'bad_credentials' })
+          await audit.record({ event: 'login.failure', userId: user.id, reason: 'mfa_required' }, ctx)
+          throw new MfaRequiredError()
+        }
+        // The password was right: its count is given back, but the address is remembered as
+        // the owner's only once the second factor is right too (loginMfa), and the second
+        // step counts its own wrong codes.
+        await rateLimits.cancelled(attempt).catch(() => {})
+        await upgradeHash(user, password, ctx)
+        const token = randomBytes(32).toString('base64url')
+        const now = Date.now()
+        await accountsRepository.createChallenge({
+          tokenHash: hashOpaqueToken(token),
+          userId: user.id,
+          credentialVersion: user.credentialVersion,
+          now,
+          expiresAt: now + MFA_TOKEN_TTL * 1000
+        })
+        await audit.record({ event: 'login.mfa_required', userId: user.id }, ctx)
+        return { user, mfa: { token, expiresIn: MFA_TOKEN_TTL } }
+      }
+      // The session is created only if the password just checked is still the current one
+      // and the account not disabled meanwhile: a login that raced a password change, a
+      // deletion or a disable fails like a wrong password.
       const started = ok && user !== undefined ? await sessions.start(user.id, user.credentialVersion) : null
       if (started !== null && user !== undefined) {
         const { sessionId, ...tokens } = started
         await rateLimits.succeeded(attempt)
+        await upgradeHash(user, password, ctx, Date.now())
         metrics.logins.inc({ outcome: 'success' })
         await audit.record({ event: 'login.success', userId: user.id, sessionId }, ctx)
         return { user, tokens }
@@ -130,6 +208,69 @@ export default fp(async function accounts (fastify) {
       const reason = ok ? 'credentials_changed' : 'bad_credentials'
       await audit.record({ event: 'login.failure', userId: user?.id, reason }, ctx)
       return null
+    },
+
+    async loginMfa (mfaToken, input, ctx) {
+      const { ip } = ctx
+      const tokenHash = hashOpaqueToken(mfaToken)
+      const challenge = await accountsRepository.findChallenge(tokenHash, Date.now(), MFA_MAX_WRONG_CODES)
+      const user = challenge === undefined ? undefined : await users.findById(challenge.userId)
+      if (challenge === undefined || user === undefined) throw new InvalidCodeError(401)
+      // Counted before the code is checked, as a password is: a burst is counted as a burst.
+      // A wrong code leaves the count standing; a refused or unanswered check gives it back.
+      const attempt = { account: user.username, ip }
+      const now = Date.now()
+      let proof: Awaited<ReturnType<typeof fastify.mfa.proofOf>>
+      try {
+        await rateLimits.checkPassword(attempt)
+        proof = await fastify.mfa.proofOf(user.id, input, now)
+      } catch (err) {
+        await rateLimits.cancelled(attempt).catch(() => {})
+        return countLogin(err)
+      }
+      const outcome = proof === null
+        ? 'wrong' as const
+        : await accountsRepository.completeChallenge(tokenHash, proof, now, MFA_MAX_WRONG_CODES)
+      if (outcome !== 'ok') {
+        if (outcome !== 'invalid') await accountsRepository.failChallenge(tokenHash)
+        metrics.logins.inc({ outcome: 'bad_credentials' })
+        await audit.record({ event: 'login.failure', userId: user.id, reason: 'bad_code' }, ctx)
+        throw new InvalidCodeError(401)
+      }
+      // The password version step one checked: a change (or a disable) since then wins.
+      const started = await sessions.start(user.id, challenge.credentialVersion)
+      if (started === null) {
+        metrics.logins.inc({ outcome: 'bad_credentials' })
+        await audit.record({ event: 'login.failure', userId: user.id, reason: 'credentials_changed' }, ctx)
+        throw new InvalidCodeError(401)
+      }
+      const { sessionId, ...tokens } = started
+      await rateLimits.succeeded(attempt)
+      await accountsRepository.recordLogin({ id: user.id, lastLoginAt: now })
+      metrics.logins.inc({ outcome: 'success' })
+      if ('recoveryCodeHash' in proof!) {
+        await audit.record({
+          event: 'mfa.recovery_code_used',
+          userId: user.id,
+          sessionId
+        }, ctx)
+      }
+      await audit.record({ event: 'login.success', userId: user.id, sessionId }, ctx)
+      return tokens
+    },
+
+    async resetPassword (resetToken, newPassword, ctx) {
+      const tokenHash = hashOpaqueToken(resetToken)
+      // A cheap look first: an unknown token costs no bcrypt.
+      if (!await accountsRepository.resetTokenLive(tokenHash, Date.now())) throw new InvalidResetTokenError()
+      if (isCommonPassword(newPassword)) throw new WeakPasswordError()
+      await fastify.revocationStore.ping() // the sessions must be revocable: 503 before anything changes
+      const passwordHash = await passwords.hash(newPassword, ctx.signal)
+      const result = await accountsRepository.resetPassword(tokenHash, passwordHash, Date.now())
+      if (result === null) throw new InvalidResetTokenError() // used or expired meanwhile (one use wins)
+      metrics.revocations.inc({ cause: 'password_reset' }, result.revoked.count)
+      await audit.record({ event: 'password.reset', userId: result.userId, sessionsRevoked: result.revoked.count }, ctx)
+      await fastify.revocationStore.revoke(result.revoked.entries)
     },
 
     async update (userId, sessionId, change, ctx, renewal) {
@@ -200,4 +341,8 @@ export default fp(async function accounts (fastify) {
   }
 
   fastify.decorate('accounts', service)
-}, { name: 'accounts', dependencies: ['passwords', 'users-repository', 'sessions', 'rate-limits', 'metrics', 'audit'] })
+}, {
+  name: 'accounts',
+  dependencies: ['config', 'passwords', 'users-repository', 'accounts-repository', 'sessions', 'rate-limits',
+    'metrics', 'audit', 'mfa']
+})

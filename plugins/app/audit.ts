@@ -21,7 +21,21 @@ const EVENTS = {
   'user.renamed': { outcome: 'success', level: 'info', message: 'username changed' },
   'user.password_changed': { outcome: 'success', level: 'info', message: 'password changed' },
   'user.update_denied': { outcome: 'denied', level: 'info', message: 'wrong current password' },
-  'user.deleted': { outcome: 'success', level: 'info', message: 'account deleted' }
+  'user.deleted': { outcome: 'success', level: 'info', message: 'account deleted' },
+  'login.mfa_required': { outcome: 'success', level: 'info', message: 'password accepted: second factor required' },
+  'mfa.enrolment_started': { outcome: 'success', level: 'info', message: 'two-factor enrolment started' },
+  'mfa.enabled': { outcome: 'success', level: 'info', message: 'two-factor authentication turned on' },
+  'mfa.disabled': { outcome: 'success', level: 'info', message: 'two-factor authentication turned off' },
+  'mfa.denied': { outcome: 'denied', level: 'info', message: 'wrong password or code for a two-factor change' },
+  'mfa.recovery_code_used': { outcome: 'success', level: 'warn', message: 'recovery code used to log in' },
+  'password.rehashed': { outcome: 'success', level: 'info', message: 'password hash upgraded to the current cost' },
+  'password.reset': { outcome: 'success', level: 'info', message: 'password reset with an admin-issued token' },
+  'admin.user_disabled': { outcome: 'success', level: 'warn', message: 'admin disabled the account' },
+  'admin.user_enabled': { outcome: 'success', level: 'info', message: 'admin enabled the account' },
+  'admin.user_logged_out': { outcome: 'success', level: 'warn', message: 'admin revoked every session' },
+  'admin.mfa_removed': { outcome: 'success', level: 'warn', message: 'admin removed two-factor authentication' },
+  'admin.password_reset_issued': { outcome: 'success', level: 'warn', message: 'admin issued a password reset token' },
+  'admin.user_deleted': { outcome: 'success', level: 'warn', message: 'admin deleted the account' }
 } as const satisfies Record<string, EventShape>
 
 export type AuditEventName = keyof typeof EVENTS
@@ -39,6 +53,8 @@ export interface AuditEvent {
   reason?: string
   /** how many sessions the event revoked, where it revokes sessions */
   sessionsRevoked?: number
+  /** the admin who acted, on admin.* events (the account concerned is `userId`) */
+  actorId?: string
 }
 
 /** User-Agent headers are client-chosen: kept to this many characters. */
@@ -81,7 +97,8 @@ export default fp(async function audit (fastify) {
         ip: ctx.ip ?? null,
         userAgent: ctx.userAgent === undefined ? null : ctx.userAgent.slice(0, USER_AGENT_MAX),
         ...(e.reason === undefined ? {} : { reason: e.reason }),
-        ...(e.sessionsRevoked === undefined ? {} : { sessionsRevoked: e.sessionsRevoked })
+        ...(e.sessionsRevoked === undefined ? {} : { sessionsRevoked: e.sessionsRevoked }),
+        ...(e.actorId === undefined ? {} : { actorId: e.actorId })
       }
       ctx.log[spec.level](fields, spec.message)
       if (!table) return
@@ -91,6 +108,7 @@ export default fp(async function audit (fastify) {
           requestId: ctx.requestId ?? null,
           reason: e.reason ?? null,
           sessionsRevoked: e.sessionsRevoked ?? null,
+          actorId: e.actorId ?? null,
           createdAt: Date.now()
         })
       } catch (err) {

@@ -6,7 +6,8 @@ import { InvalidTokenError } from '../../src/errors'
 import type { AccessClaims, SignedAccessToken } from './tokens'
 import type { Renewal, SessionRecord } from './sessions-repository'
 
-export type RevokeReason = 'logout' | 'logout_all' | 'refresh_reuse' | 'user_revoked'
+export type RevokeReason =
+  'logout' | 'logout_all' | 'refresh_reuse' | 'user_revoked' | 'account_disabled' | 'admin_logout'
 
 /** A new session's token pair, and its id (for the security event; not part of the answer). */
 export type StartedSession = TokenPair & { sessionId: string }

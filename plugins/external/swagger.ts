@@ -10,8 +10,12 @@ declare module 'fastify' {
 }
 
 const TAGS = [
-  { name: 'auth', description: 'register, login, refresh, logout, introspection' },
-  { name: 'users', description: 'the current user and their sessions' },
+  {
+    name: 'auth',
+    description: 'register, login (with its two-factor step), refresh, logout, introspection, password reset'
+  },
+  { name: 'users', description: 'the current user, their sessions and two-factor authentication' },
+  { name: 'admin', description: 'accounts, for users holding the admin role' },
   { name: 'health', description: 'liveness, readiness and dependencies' },
   { name: 'keys', description: 'public keys that verify access tokens' },
   { name: 'about', description: 'where the documentation is' },
@@ -27,8 +31,11 @@ const TAGS = [
  * an account, a session, its use, its end. Operations not listed follow, by path.
  */
 const OPERATION_ORDER = [
-  'register', 'login', 'refresh', 'logout', 'introspect',
+  'register', 'login', 'loginMfa', 'refresh', 'logout', 'introspect', 'resetPassword',
   'getMe', 'updateMe', 'deleteMe', 'listSessions', 'revokeSession', 'listSecurityEvents',
+  'enrolTotp', 'confirmTotp', 'disableTotp',
+  'adminListUsers', 'adminGetUser', 'adminDisableUser', 'adminEnableUser', 'adminLogoutUser', 'adminRemoveMfa',
+  'adminIssuePasswordReset', 'adminDeleteUser',
   'health', 'healthLive', 'healthReady', 'jwks', 'root',
   'compatTemplateRegister', 'compatTemplateLogin', 'compatTemplateProtected', 'compatTemplateLogout',
   'compatDemoCreateUser', 'compatDemoAuthenticateUser', 'compatDemoValidateToken',

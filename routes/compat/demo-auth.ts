@@ -1,12 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { BearerSecurity } from '../../src/schemas/common'
+import { BearerSecurity, StringEnum } from '../../src/schemas/common'
+import { MfaRequiredError } from '../../src/errors'
 import { LoginCredentials } from '../../src/schemas/users'
 import { AccessToken, JWT_EXAMPLE } from '../../src/schemas/tokens'
 import { CompatTokenInput } from '../../src/schemas/compat'
 import { bearerToken } from '../../src/bearer'
 import { commonErrors, compatRoute, demoClaims, messageErrors, seedErrorHandler } from './shared'
 import { requestContext } from '../../src/request-context'
+
+const MFA_REQUIRED = new MfaRequiredError().message
 
 const INVALID = 'Invalid or expired token'
 
@@ -32,11 +35,13 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
         200: Type.Object({ token: AccessToken, access_token: AccessToken }, {
           description: 'Logged in: one token under two names'
         }),
-        401: Type.Object({ error: Type.Literal('Invalid credentials') }, {
-          description: 'Wrong username or password (the same answer for both)'
+        401: Type.Object({ error: StringEnum(['Invalid credentials', MFA_REQUIRED]) }, {
+          description: 'Wrong username or password (the same answer for both); or the right password of an ' +
+            `account with two-factor authentication ("${MFA_REQUIRED}")`
         }),
         ...messageErrors({
           400: 'username is required',
+          403: 'Account disabled',
           429: 'Too many attempts; try again later',
           503: 'Server busy: too many logins at once; try again shortly'
         }),
@@ -45,8 +50,16 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     // throttled like POST /auth/login (inside accounts, per client IP and per account)
   }, async (request, reply) => {
-    const login = await accounts.login(request.body.username, request.body.password, requestContext(request, reply))
-    if (login === null) return reply.status(401).send({ error: 'Invalid credentials' as const })
+    const { username, password } = request.body
+    // No second step here: an account with TOTP is sent to POST /auth/login, in the seed's 401 shape.
+    let login
+    try {
+      login = await accounts.login(username, password, requestContext(request, reply), { mfa: 'refuse' })
+    } catch (err) {
+      if (err instanceof MfaRequiredError) return reply.status(401).send({ error: MFA_REQUIRED })
+      throw err
+    }
+    if (login === null || !('tokens' in login)) return reply.status(401).send({ error: 'Invalid credentials' as const })
     const token = login.tokens.access_token
     return { token, access_token: token }
   })

@@ -20,7 +20,7 @@ const DESCRIPTIONS: Record<number, string> = {
     'is allowed)',
   401: 'The token is missing, invalid, expired or revoked, or its user no longer exists (on a login: wrong username ' +
     'or password, the same answer for both)',
-  403: 'current_password is wrong; nothing was changed',
+  403: 'current_password is wrong (nothing was changed); on a login: the right password of a disabled account',
   409: 'The username is taken (usernames are unique regardless of case)',
   429: 'Too many attempts; Retry-After says when to try again',
   503: 'A dependency is unavailable (the revocation store, the database, or password hashing is overloaded); ' +

@@ -67,6 +67,7 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
         ...msgErrors({
           400: 'password is required',
           401: 'Bad username or password',
+          403: 'Account disabled',
           429: 'Too many attempts; try again later',
           503: 'Server busy: too many logins at once; try again shortly'
         }),
@@ -75,8 +76,10 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     // throttled like POST /auth/login (inside accounts, per client IP and per account)
   }, async (request, reply) => {
-    const login = await accounts.login(request.body.username, request.body.password, requestContext(request, reply))
-    if (login === null) throw new InvalidCredentialsError('Bad username or password')
+    // No second step here: an account with TOTP gets 401 "Two-factor authentication required: use POST /auth/login".
+    const { username, password } = request.body
+    const login = await accounts.login(username, password, requestContext(request, reply), { mfa: 'refuse' })
+    if (login === null || !('tokens' in login)) throw new InvalidCredentialsError('Bad username or password')
     return login.tokens
   })
 

@@ -26,6 +26,7 @@ function view (r: AuditRecord): SecurityEvent {
   if (r.requestId !== null) e.request_id = r.requestId
   if (r.reason !== null) e.reason = r.reason
   if (r.sessionsRevoked !== null) e.sessions_revoked = r.sessionsRevoked
+  if (r.actorId !== null) e.actor_id = r.actorId
   return e
 }
 

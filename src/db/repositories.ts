@@ -14,10 +14,14 @@ export interface UserRecord {
   credentialVersion: number
   createdAt: number
   updatedAt: number
+  /** disabled by an admin: a right password gets 403, and no session */
+  disabled: boolean
+  /** TOTP is required at login */
+  mfaEnabled: boolean
 }
 
 /** What the API shows of a user: no password hash. */
-export type UserProfile = Omit<UserRecord, 'passwordHash' | 'credentialVersion'>
+export type UserProfile = Omit<UserRecord, 'passwordHash' | 'credentialVersion' | 'disabled' | 'mfaEnabled'>
 
 /** Why a password change was not made: nothing was written. */
 export type PasswordChangeRefused = 'gone' | 'stale' | 'session_revoked'
@@ -167,6 +171,8 @@ export interface AuditRecord {
   reason: string | null
   sessionsRevoked: number | null
   createdAt: number
+  /** the admin who acted (admin events), else null */
+  actorId: string | null
 }
 
 export type NewAuditRecord = Omit<AuditRecord, 'id'>
@@ -188,3 +194,119 @@ export interface AuditRepository {
 
 /** Uniqueness of usernames is case-insensitive: both dialects store and compare this key. */
 export const usernameKey = (username: string) => username.toLowerCase()
+
+/** What an admin sees of an account (AdminUser). */
+export interface AccountRecord {
+  id: string
+  username: string
+  /** lower-cased username: the search order and the page cursor */
+  usernameKey: string
+  createdAt: number
+  updatedAt: number
+  roles: string[]
+  disabled: boolean
+  mfaEnabled: boolean
+  lastLoginAt: number | null
+}
+
+/** A user's TOTP state: the sealed secret (pending or enabled) and the last step accepted. */
+export interface MfaState {
+  sealedSecret: string | null
+  enabled: boolean
+  lastStep: number | null
+}
+
+export interface MfaConfirmation {
+  userId: string
+  /** the step of the code that confirmed: it counts as used */
+  step: number
+  recoveryCodeHashes: string[]
+  /** the session that confirmed: every other one is revoked */
+  sessionId: string
+  now: number
+}
+
+export interface NewMfaChallenge {
+  tokenHash: string
+  userId: string
+  /** the password version step one checked: the session is created only if it is still current */
+  credentialVersion: number
+  now: number
+  expiresAt: number
+}
+
+export interface LiveMfaChallenge {
+  userId: string
+  credentialVersion: number
+  failures: number
+}
+
+/** A second factor presented with an mfa_token: the TOTP step its code matched, or a recovery code's hash. */
+export type MfaProof = { step: number } | { recoveryCodeHash: string }
+
+/**
+ * Data access for the account features of issue 18: roles, disabling, TOTP (secrets sealed,
+ * recovery codes and mfa tokens hashed), admin-issued password resets, and what a login
+ * writes besides its session (last_login_at, a hash at a higher cost). Every "once" here (a
+ * TOTP step, a recovery code, an mfa token, a reset token) is a conditional write: of racing
+ * requests on any instance, one changes the row and the others find it changed.
+ */
+export interface AccountsRepository {
+  find (id: string): Promise<AccountRecord | undefined>
+  /** usernames starting with `prefix` (case-insensitively), in username order, after `afterKey` */
+  search (prefix: string, limit: number, afterKey?: string): Promise<AccountRecord[]>
+  /** false: no such user. Idempotent. */
+  setRole (username: string, role: string, granted: boolean): Promise<boolean>
+  /** The account afterwards; undefined: no such user. A disabled account gets no new session (sessions `create`). */
+  setDisabled (id: string, disabled: boolean, now: number): Promise<AccountRecord | undefined>
+  /**
+   * After a password was verified: last_login_at (when a session started), and the new hash when the stored one had
+   * a lower
+   * cost, written only if the password is still the one checked (`expectedVersion`, same
+   * hash): a password change racing it wins. Nothing is revoked.
+   */
+  recordLogin (u: { id: string, lastLoginAt?: number, rehash?: { from: string, to: string, expectedVersion: number } }):
+  Promise<void>
+
+  mfaState (userId: string): Promise<MfaState | undefined>
+  /** A new pending enrolment (replacing a pending one). 'enabled': TOTP is on already; nothing written. */
+  setPendingMfa (userId: string, sealedSecret: string): Promise<'ok' | 'enabled' | 'gone'>
+  /**
+   * One transaction: TOTP on (if it was pending), the step used, the recovery codes replaced,
+   * the password version bumped (a login that checked the password before this gets no
+   * session), and every other session revoked. 'nothing': no pending enrolment.
+   */
+  confirmMfa (c: MfaConfirmation): Promise<Revoked | 'nothing'>
+  /** TOTP off, secret and recovery codes deleted. false: it was not on (nor pending). */
+  disableMfa (userId: string): Promise<boolean>
+  /** Claims a TOTP step (later than the last one accepted) or a recovery code, once. */
+  useMfaProof (userId: string, proof: MfaProof, now: number): Promise<boolean>
+
+  createChallenge (c: NewMfaChallenge): Promise<void>
+  /** live: not consumed, not expired, fewer than `maxFailures` wrong codes */
+  findChallenge (tokenHash: string, now: number, maxFailures: number): Promise<LiveMfaChallenge | undefined>
+  /** one more wrong code on the challenge */
+  failChallenge (tokenHash: string): Promise<void>
+  /**
+   * One transaction: the challenge consumed (if still live) and the proof claimed, or neither.
+   * 'ok', 'used' (the proof was used already: the challenge stays), 'invalid' (the challenge is not live).
+   */
+  completeChallenge (tokenHash: string, proof: MfaProof, now: number, maxFailures: number):
+  Promise<'ok' | 'used' | 'invalid'>
+
+  /** A new reset token (the user's earlier unused ones deleted). false: no such user. */
+  createResetToken (r: { tokenHash: string, userId: string, now: number, expiresAt: number }): Promise<boolean>
+  /** true when the token is unused and unexpired (a cheap check before hashing the new password) */
+  resetTokenLive (tokenHash: string, now: number): Promise<boolean>
+  /**
+   * One transaction: the token claimed (unused, unexpired), the password set, its version
+   * bumped and every session revoked. null: the token was not live (or its user is gone).
+   */
+  resetPassword (tokenHash: string, passwordHash: string, now: number): Promise<{
+    userId: string,
+    revoked: Revoked
+  } | null>
+
+  /** Deletes expired mfa challenges and reset tokens. */
+  prune (now: number): Promise<number>
+}

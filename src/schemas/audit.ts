@@ -5,7 +5,8 @@ import { IsoTime, StringEnum } from './common'
 export const SecurityEvent = Type.Object({
   event: Type.String({
     description: 'what happened: login.success, login.failure, refresh.reuse, logout, logout.all, session.revoked, ' +
-      'user.registered, user.renamed, user.password_changed, user.update_denied (docs/audit.md)'
+      'user.registered, user.renamed, user.password_changed, user.update_denied, user.deleted, login.mfa_required, ' +
+      'mfa.*, password.rehashed, password.reset, admin.* (docs/audit.md)'
   }),
   outcome: StringEnum(['success', 'failure', 'denied'], { description: 'how it ended' }),
   created_at: IsoTime,
@@ -17,7 +18,8 @@ export const SecurityEvent = Type.Object({
   })),
   request_id: Type.Optional(Type.String({ description: 'the request id in the service\'s logs' })),
   reason: Type.Optional(Type.String({ description: 'why, for failures and denials (e.g. bad_credentials)' })),
-  sessions_revoked: Type.Optional(Type.Integer({ minimum: 0, description: 'sessions the event revoked' }))
+  sessions_revoked: Type.Optional(Type.Integer({ minimum: 0, description: 'sessions the event revoked' })),
+  actor_id: Type.Optional(Type.String({ description: 'the admin who acted, on admin.* events' }))
 }, { title: 'SecurityEvent' })
 export type SecurityEvent = Static<typeof SecurityEvent>
 

@@ -11,6 +11,8 @@ export type App = Awaited<ReturnType<typeof buildApp>>
 
 /** A test key: 32+ bytes, made per process, never a fixed string. */
 export const TEST_SECRET = randomBytes(32).toString('base64url')
+/** The TOTP secrets' key (MFA_ENCRYPTION_KEY): per test process, shared by the servers it starts. */
+export const TEST_MFA_KEY = randomBytes(32).toString('base64')
 
 /** The environment every test app starts from: in-memory SQLite, cheap bcrypt, silent logs. */
 export function testEnv (overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
@@ -19,6 +21,7 @@ export function testEnv (overrides: Record<string, string | undefined> = {}): Re
     DATABASE_URL: ':memory:',
     BCRYPT_COST: '10',
     JWT_SECRET: TEST_SECRET,
+    MFA_ENCRYPTION_KEY: TEST_MFA_KEY,
     LOG_LEVEL: 'silent',
     ...overrides
   }

@@ -1,4 +1,4 @@
-import { pgTable, text, integer, bigint, index, uniqueIndex } from 'drizzle-orm/pg-core'
+import { pgTable, text, integer, bigint, boolean, index, uniqueIndex } from 'drizzle-orm/pg-core'
 
 // The same tables, columns and indexes as ../sqlite/schema.ts, which documents what each
 // one is for. Times are epoch milliseconds: bigint in PostgreSQL, read as JS numbers
@@ -13,8 +13,42 @@ export const users = pgTable('users', {
   passwordHash: text('password_hash').notNull(),
   credentialVersion: integer('credential_version').notNull().default(0),
   createdAt: ms('created_at').notNull(),
-  updatedAt: ms('updated_at').notNull()
+  updatedAt: ms('updated_at').notNull(),
+  roles: text('roles').notNull().default(''),
+  disabledAt: ms('disabled_at'),
+  mfaSecret: text('mfa_secret'),
+  mfaEnabled: boolean('mfa_enabled').notNull().default(false),
+  mfaLastStep: bigint('mfa_last_step', { mode: 'number' }),
+  lastLoginAt: ms('last_login_at')
 }, (t) => [uniqueIndex('users_username_key_unique').on(t.usernameKey)])
+
+export const mfaRecoveryCodes = pgTable('mfa_recovery_codes', {
+  codeHash: text('code_hash').primaryKey(),
+  userId: text('user_id').notNull(),
+  createdAt: ms('created_at').notNull(),
+  usedAt: ms('used_at')
+}, (t) => [index('mfa_recovery_codes_user_id_idx').on(t.userId)])
+
+export const mfaChallenges = pgTable('mfa_challenges', {
+  tokenHash: text('token_hash').primaryKey(),
+  userId: text('user_id').notNull(),
+  credentialVersion: integer('credential_version').notNull(),
+  createdAt: ms('created_at').notNull(),
+  expiresAt: ms('expires_at').notNull(),
+  failures: integer('failures').notNull().default(0),
+  consumedAt: ms('consumed_at')
+}, (t) => [index('mfa_challenges_expires_at_idx').on(t.expiresAt)])
+
+export const passwordResetTokens = pgTable('password_reset_tokens', {
+  tokenHash: text('token_hash').primaryKey(),
+  userId: text('user_id').notNull(),
+  createdAt: ms('created_at').notNull(),
+  expiresAt: ms('expires_at').notNull(),
+  usedAt: ms('used_at')
+}, (t) => [
+  index('password_reset_tokens_user_id_idx').on(t.userId),
+  index('password_reset_tokens_expires_at_idx').on(t.expiresAt)
+])
 
 export const sessions = pgTable('sessions', {
   id: text('id').primaryKey(),
@@ -70,7 +104,8 @@ export const auditEvents = pgTable('audit_events', {
   requestId: text('request_id'),
   reason: text('reason'),
   sessionsRevoked: integer('sessions_revoked'),
-  createdAt: ms('created_at').notNull()
+  createdAt: ms('created_at').notNull(),
+  actorId: text('actor_id')
 }, (t) => [
   // id in the index too: PostgreSQL's indexes do not carry it implicitly, and pages sort by it
   index('audit_events_user_id_created_at_idx').on(t.userId, t.createdAt, t.id),

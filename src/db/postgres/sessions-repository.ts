@@ -29,10 +29,13 @@ export function postgresSessionsRepository (db: PostgresDb): SessionsRepository 
       return db.transaction(async (tx) => {
         // INSERT ... SELECT WHERE EXISTS is not enough here: a password change that commits
         // meanwhile revokes the user's sessions with a statement that cannot see this one
-        // uncommitted. The row lock (FOR SHARE) makes a password change or a deletion wait
-        // for this commit, and this wait for theirs (then it finds the version changed).
+        // uncommitted. The row lock (FOR SHARE) makes a password change, a deletion or a
+        // disable wait for this commit, and this wait for theirs (then it finds the version
+        // changed, or the account disabled).
         const [user] = await tx.select({ id: users.id }).from(users)
-          .where(and(eq(users.id, s.userId), eq(users.credentialVersion, s.credentialVersion))).for('share')
+          .where(and(eq(users.id, s.userId), eq(users.credentialVersion, s.credentialVersion),
+            isNull(users.disabledAt)))
+          .for('share')
         if (user === undefined) return false
         await tx.insert(sessions).values({
           id: s.id,

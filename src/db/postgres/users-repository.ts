@@ -22,7 +22,9 @@ export function postgresUsersRepository (db: PostgresDb): UsersRepository {
     passwordHash: users.passwordHash,
     credentialVersion: users.credentialVersion,
     createdAt: users.createdAt,
-    updatedAt: users.updatedAt
+    updatedAt: users.updatedAt,
+    disabled: sql<boolean>`${users.disabledAt} IS NOT NULL`.mapWith(Boolean),
+    mfaEnabled: users.mfaEnabled
   }
   // Named prepared statements: parsed once per connection.
   const byId = orm.select(columns).from(users).where(eq(users.id, sql.placeholder('id'))).prepare('users_by_id')
@@ -49,7 +51,16 @@ export function postgresUsersRepository (db: PostgresDb): UsersRepository {
         id: randomUUID(), username, usernameKey: usernameKey(username), passwordHash, createdAt: now, updatedAt: now
       }
       await orm.insert(users).values(row).catch((err) => { throw taken(err) })
-      return { id: row.id, username, passwordHash, credentialVersion: 0, createdAt: now, updatedAt: now }
+      return {
+        id: row.id,
+        username,
+        passwordHash,
+        credentialVersion: 0,
+        createdAt: now,
+        updatedAt: now,
+        disabled: false,
+        mfaEnabled: false
+      }
     },
     async findById (id) {
       return (await byId.execute({ id }))[0]

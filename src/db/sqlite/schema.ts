@@ -15,8 +15,55 @@ export const users = sqliteTable('users', {
    */
   credentialVersion: integer('credential_version').notNull().default(0),
   createdAt: integer('created_at').notNull(),
-  updatedAt: integer('updated_at').notNull()
+  updatedAt: integer('updated_at').notNull(),
+  /** space-separated role names ('admin' is the one role); read from here on every admin request */
+  roles: text('roles').notNull().default(''),
+  /** set by an admin: no login, and every session was revoked in the same request */
+  disabledAt: integer('disabled_at'),
+  /**
+   * The TOTP secret, AES-256-GCM encrypted with MFA_ENCRYPTION_KEY (src/security/secret-box.ts).
+   * Set by enrolment; required at login only once `mfaEnabled` (after a confirmed code).
+   */
+  mfaSecret: text('mfa_secret'),
+  mfaEnabled: integer('mfa_enabled', { mode: 'boolean' }).notNull().default(false),
+  /** the last TOTP time step accepted: a code is accepted only for a later step (each code once) */
+  mfaLastStep: integer('mfa_last_step'),
+  lastLoginAt: integer('last_login_at')
 }, (t) => [uniqueIndex('users_username_key_unique').on(t.usernameKey)])
+
+/** Recovery codes (SHA-256 hashes only), each usable once: `usedAt` is claimed by a conditional UPDATE. */
+export const mfaRecoveryCodes = sqliteTable('mfa_recovery_codes', {
+  codeHash: text('code_hash').primaryKey(),
+  userId: text('user_id').notNull(),
+  createdAt: integer('created_at').notNull(),
+  usedAt: integer('used_at')
+}, (t) => [index('mfa_recovery_codes_user_id_idx').on(t.userId)])
+
+/**
+ * The second step of a login with TOTP: the `mfa_token` (its SHA-256 hash), for one user and
+ * the password version that step one checked, for 5 minutes and 5 wrong codes at most.
+ */
+export const mfaChallenges = sqliteTable('mfa_challenges', {
+  tokenHash: text('token_hash').primaryKey(),
+  userId: text('user_id').notNull(),
+  credentialVersion: integer('credential_version').notNull(),
+  createdAt: integer('created_at').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+  failures: integer('failures').notNull().default(0),
+  consumedAt: integer('consumed_at')
+}, (t) => [index('mfa_challenges_expires_at_idx').on(t.expiresAt)])
+
+/** Admin-issued password reset tokens (SHA-256 hashes only), single use, 900 s. */
+export const passwordResetTokens = sqliteTable('password_reset_tokens', {
+  tokenHash: text('token_hash').primaryKey(),
+  userId: text('user_id').notNull(),
+  createdAt: integer('created_at').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+  usedAt: integer('used_at')
+}, (t) => [
+  index('password_reset_tokens_user_id_idx').on(t.userId),
+  index('password_reset_tokens_expires_at_idx').on(t.expiresAt)
+])
 
 /**
  * One row per login. No foreign key to users on purpose: a deleted user's sessions stay
@@ -93,7 +140,9 @@ export const auditEvents = sqliteTable('audit_events', {
   requestId: text('request_id'),
   reason: text('reason'),
   sessionsRevoked: integer('sessions_revoked'),
-  createdAt: integer('created_at').notNull()
+  createdAt: integer('created_at').notNull(),
+  /** the admin who acted (admin events); null otherwise */
+  actorId: text('actor_id')
 }, (t) => [
   // a user's events, newest first (GET /users/me/events); id breaks ties (it is the rowid, in every index)
   index('audit_events_user_id_created_at_idx').on(t.userId, t.createdAt),

@@ -63,11 +63,13 @@ export function sqliteSessionsRepository ({ orm: db, client }: SqliteDb): Sessio
     async create (s, refreshHash) {
       return db.transaction((tx) => {
         // One statement: the session exists only if the password it checked is still current
+        // and the account is not disabled
         // (enough here: no other writer can run between the check and the insert).
         const created = tx.run(sql`
           INSERT INTO ${sessions} (id, user_id, created_at, last_used_at, expires_at, access_expires_at)
           SELECT ${s.id}, ${s.userId}, ${s.now}, ${s.now}, ${s.expiresAt}, ${s.accessExpiresAt}
-          WHERE EXISTS (SELECT 1 FROM ${users} WHERE id = ${s.userId} AND credential_version = ${s.credentialVersion})
+          WHERE EXISTS (SELECT 1 FROM ${users}
+            WHERE id = ${s.userId} AND credential_version = ${s.credentialVersion} AND disabled_at IS NULL)
         `).changes > 0
         if (created) {
           tx.insert(refreshTokens)

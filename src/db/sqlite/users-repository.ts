@@ -28,7 +28,9 @@ export function sqliteUsersRepository ({ orm: db }: SqliteDb): UsersRepository {
     passwordHash: users.passwordHash,
     credentialVersion: users.credentialVersion,
     createdAt: users.createdAt,
-    updatedAt: users.updatedAt
+    updatedAt: users.updatedAt,
+    disabled: sql<boolean>`${users.disabledAt} IS NOT NULL`.mapWith(Boolean),
+    mfaEnabled: users.mfaEnabled
   }
   // Prepared once: the hot path (GET /users/me) is one of these.
   const byId = db.select(columns).from(users).where(eq(users.id, sql.placeholder('id'))).prepare()
@@ -51,7 +53,16 @@ export function sqliteUsersRepository ({ orm: db }: SqliteDb): UsersRepository {
         if (isUniqueViolation(err)) throw new UsernameTakenError()
         throw err
       }
-      return { id: row.id, username, passwordHash, credentialVersion: 0, createdAt: now, updatedAt: now }
+      return {
+        id: row.id,
+        username,
+        passwordHash,
+        credentialVersion: 0,
+        createdAt: now,
+        updatedAt: now,
+        disabled: false,
+        mfaEnabled: false
+      }
     },
     async findById (id) {
       return byId.get({ id })
