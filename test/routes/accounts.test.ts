@@ -156,7 +156,7 @@ t.test('an mfa_token: 5 wrong codes at most, 5 minutes, and wrong codes count as
       }
     }
     t.equal(refused, 429, 'wrong codes alone end in 429, even for the right password')
-    t.equal(wrong, 50, 'after the failed-login limit of one client (50)')
+    t.equal(wrong, 10, 'after the failed-login limit of one account and address pair (10)')
   })
 })
 
