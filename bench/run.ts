@@ -41,6 +41,7 @@ import { generateSigningJwk, parseKeySet, type AsymmetricAlg, type SigningKey } 
 import { dbOf, summary, type DbKind, type MemoryEntry, type Results, type Row } from './lib/report'
 import { verifierBench } from './verifier'
 import { COMMITTED_RESULTS, LATEST_RESULTS, readResults, updateReadmes } from './tables'
+import { feedBench, feedSummary } from './feed'
 
 const ROOT = join(__dirname, '..')
 const SERVER_ENTRY = join(ROOT, 'dist', 'src', 'server.js')
@@ -801,6 +802,8 @@ async function main () {
   const order = (r: Row) => (dbOf(r) === 'sqlite' ? 0 : 100) + (r.store === 'memory' ? 0 : r.name === 'ceiling' ? 30 : 10) + (r.workers - 1) * 10
   const sorted = [...rows].sort((a, b) => order(a) - order(b))
   const targets = evaluateTargets(sorted)
+  // The revocation feed's cost (bench/feed.ts: a service of its own, windows alternated), informational.
+  if (ALG === undefined) targets.push({ target: 'revocation feed', value: feedSummary(await feedBench({ quick: QUICK, log })), met: null })
   const elapsed = (performance.now() - T0) / 1000
   const results: Results = {
     machine: { ...info, loadavg_end: loadavg().map((x) => Number(x.toFixed(2))), elapsed_s: Number(elapsed.toFixed(1)) },

@@ -55,7 +55,7 @@ const revocations: FastifyPluginAsyncTypebox = async (fastify) => {
       const entries = page.rows.map(({ kind, id, until }) => ({ kind, id, until }))
       return { position: page.position, entries, snapshot: false }
     }
-    const { position, entries } = await fastify.revocationsRepository.loadAll(now)
+    const { position, entries } = await fastify.revocationFeedRepository.snapshot(now)
     return { position, entries, snapshot: true }
   })
 

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyReply } from 'fastify'
+import type { Redis } from 'ioredis'
 import { createFeedHub, type FeedHub, type FeedSink } from '../../src/feed/hub'
 
 declare module 'fastify' {
@@ -43,7 +44,7 @@ export default fp(async function revocationFeed (fastify) {
   }
   const hub = createFeedHub({
     repository: fastify.revocationFeedRepository,
-    snapshot: async (now) => await fastify.revocationsRepository.loadAll(now),
+    snapshot: async (now) => await fastify.revocationFeedRepository.snapshot(now),
     logger: fastify.log
   })
 
@@ -76,6 +77,22 @@ export default fp(async function revocationFeed (fastify) {
     }
   }
 
+  // Every instance publishes each revocation on Redis once it is committed (src/revocation/
+  // redis-store.ts): a nudge to read the log now, so consumers learn it within milliseconds
+  // rather than at the next poll. The log stays the only source: a lost message costs a poll.
+  let subscriber: Redis | undefined
+  if (fastify.hasDecorator('redis')) {
+    const channel = `${fastify.config.redisPrefix}revocations`
+    subscriber = fastify.redis.duplicate({ enableOfflineQueue: true, lazyConnect: false })
+    subscriber.on('error', () => {}) // the main connection already logs outages
+    subscriber.on('message', (from: string) => { if (from === channel) hub.nudge() })
+    subscriber.subscribe(channel).catch(() => {})
+  }
+
   fastify.decorate('revocationFeed', { authorised: bearerMatcher(token), hub, stream })
   fastify.addHook('preClose', async () => { await hub.close() })
-}, { name: 'revocation-feed', dependencies: ['config', 'revocations-repository', 'revocation-feed-repository'] })
+  fastify.addHook('onClose', async () => { subscriber?.disconnect() })
+}, {
+  name: 'revocation-feed',
+  dependencies: ['config', 'redis', 'revocations-repository', 'revocation-feed-repository']
+})

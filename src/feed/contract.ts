@@ -21,6 +21,11 @@ export interface RevocationFeedRepository {
    * cover: the last row's when the page is full, else the log's last one (one read).
    */
   page (position: number, now: number, limit: number): Promise<{ rows: LogRow[], position: number }>
+  /**
+   * Every entry live at `now` and the position they cover, from one snapshot of the log.
+   * Read in pages, so that no statement of a large snapshot meets the statement timeout.
+   */
+  snapshot (now: number): Promise<{ entries: RevocationEntry[], position: number }>
 }
 
 /**

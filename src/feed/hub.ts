@@ -32,7 +32,7 @@ export interface FeedSink {
 
 export interface FeedHubOptions {
   repository: RevocationFeedRepository
-  /** every live entry and the position it covers, read consistently (revocationsRepository.loadAll) */
+  /** every live entry and the position it covers, read consistently (revocationFeedRepository.snapshot) */
   snapshot: (now: number) => Promise<{ entries: RevocationEntry[], position: number }>
   logger: FastifyBaseLogger
   /** how often the tailer reads the log while a stream is open */
@@ -74,6 +74,7 @@ interface Stream {
 
 const TAIL_BATCH = 1000
 const CATCH_UP_PAGE = 1000
+const SNAPSHOT_REUSE_MS = 1000
 
 export const sse = {
   snapshot: (position: number, entries: RevocationEntry[]) =>
@@ -99,6 +100,7 @@ export function createFeedHub (opts: FeedHubOptions): FeedHub {
   let closed = false
   /** when the last successful read of the log started: heartbeats vouch for nothing older */
   let lastRead = 0
+  let cached: { at: number, position: number, chunk: string } | undefined
 
   let chain: Promise<unknown> = Promise.resolve()
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -152,6 +154,9 @@ export function createFeedHub (opts: FeedHubOptions): FeedHub {
       }
       tail = to
       if (rows.length < TAIL_BATCH) return
+      // A burst: let the sockets drain between batches (SQLite reads never yield), so that
+      // only a consumer that really stops reading falls behind by its limit.
+      await new Promise((resolve) => setImmediate(resolve))
     }
   }
 
@@ -198,10 +203,15 @@ export function createFeedHub (opts: FeedHubOptions): FeedHub {
       if (resume) {
         stream.position = lastEventId
       } else {
-        const started = Date.now()
-        const snapshot = await opts.snapshot(started)
-        const chunk = sse.snapshot(snapshot.position, snapshot.entries)
-        stream.position = snapshot.position
+        // Streams that connect together (a fleet restarting) share one read: a snapshot up to
+        // a second old is as good, since the catch-up below sends every row after it.
+        if (cached === undefined || Date.now() - cached.at > SNAPSHOT_REUSE_MS) {
+          const at = Date.now()
+          const snapshot = await opts.snapshot(at)
+          cached = { at, position: snapshot.position, chunk: sse.snapshot(snapshot.position, snapshot.entries) }
+        }
+        const { chunk } = cached
+        stream.position = cached.position
         stream.limit = maxBuffered + Buffer.byteLength(chunk)
         if (!send(stream, chunk)) return
       }
@@ -212,6 +222,7 @@ export function createFeedHub (opts: FeedHubOptions): FeedHub {
         const chunk = events(rows, stream.position, Date.now())
         stream.position = rows[rows.length - 1].position
         if (chunk !== '' && !send(stream, chunk)) return
+        await new Promise((resolve) => setImmediate(resolve)) // let the socket drain, as in readTail
       }
       stream.position = Math.max(stream.position, tail)
       if (!send(stream, sse.heartbeat(stream.position, Date.now()))) return
@@ -231,6 +242,7 @@ export function createFeedHub (opts: FeedHubOptions): FeedHub {
       if (timer !== undefined) clearTimeout(timer)
       for (const stream of streams.values()) stream.sink.end()
       streams.clear()
+      cached = undefined
       await chain
     }
   }

@@ -1,10 +1,16 @@
 import t, { type Test } from 'tap'
-import { bearer, build, login, newUser, PASSWORD, type App } from '../helper'
+import { connect } from 'node:net'
+import { once } from 'node:events'
+import pg from 'pg'
+import { bearer, build, login, newUser, PASSWORD, waitFor, type App } from '../helper'
 import { openStream } from '../support/sse'
 import { bearerMatcher } from '../../plugins/app/revocation-feed'
 
 // The revocation feed (docs/api.md "Revocation feed"), on one app: GET /revocations and the
 // event stream. Many instances on one PostgreSQL: test/e2e/revocation-feed.test.ts.
+
+// Tens of thousands of log rows (paging, a slow consumer) on a busy machine: more than tap's 120 s.
+t.setTimeout(300_000)
 
 const FEED_TOKEN = 'a-revocation-feed-token-for-tests-only-0123456789'
 const feedAuth = bearer(FEED_TOKEN)
@@ -224,16 +230,60 @@ async function seedLog (app: App, n: number) {
   const insert = `INSERT INTO revocation_log (kind, target_id, until, created_at) SELECT 'jti', 'seeded-' || i, ${until}, ${Date.now()}`
   const { db } = app
   if (db.kind === 'postgres') {
-    await db.pool.query(`${insert} FROM generate_series(1, ${n}) AS i ORDER BY i`)
+    // a connection of its own: one statement may outlast the service's timeouts on a busy machine
+    const client = new pg.Client({ connectionString: (app.config.database as { url: string }).url })
+    await client.connect()
+    try {
+      await client.query(`${insert} FROM generate_series(1, ${n}) AS i ORDER BY i`)
+    } finally {
+      await client.end()
+    }
   } else {
     db.client.exec(`WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${n}) ${insert} FROM s ORDER BY i`)
   }
 }
 
+t.test('a consumer that stops reading is dropped (bounded memory), the others go on; it resumes', async (t) => {
+  const { app, url } = await listening(t)
+  const { port } = new URL(url)
+  const healthy = await openStream(`${url}/revocations/stream`, feedAuth)
+  t.teardown(() => healthy.close())
+  await healthy.next((e) => e.event === 'snapshot')
+
+  // A raw socket that asks for the stream and then reads nothing at all.
+  const slow = connect(Number(port), '127.0.0.1')
+  t.teardown(() => slow.destroy())
+  await once(slow, 'connect')
+  slow.write(`GET /revocations/stream HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\nauthorization: Bearer ${FEED_TOKEN}\r\n\r\n`)
+  slow.pause()
+  await waitFor(async () => app.revocationFeed!.hub.status().streams === 2, 10_000)
+
+  // About 18 MB of events: more than the kernel's socket buffers and the 1 MiB a stream may hold.
+  await seedLog(app, 150_000)
+  await waitFor(async () => app.revocationFeed!.hub.status().dropped === 1, 60_000)
+  t.equal(app.revocationFeed!.hub.status().streams, 1, 'the slow one is gone, the healthy one stays')
+  await healthy.next((e) => e.event === 'revoked' && e.data.entries[0].id === 'seeded-150000', 60_000)
+  t.pass('the healthy consumer got every event, to the last')
+
+  // The dropped consumer reads what reached it, and resumes after its last event.
+  slow.resume()
+  let text = ''
+  slow.setEncoding('utf8')
+  slow.on('data', (chunk: string) => { text += chunk })
+  await once(slow, 'close')
+  const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => m[1])
+  t.ok(ids.length > 0, `it had received ${ids.length} events`)
+  const resumed = await openStream(`${url}/revocations/stream`, { ...feedAuth, 'last-event-id': ids[ids.length - 1] })
+  t.teardown(() => resumed.close())
+  const last = await resumed.next((e) => (e.event === 'revoked' || e.event === 'snapshot') &&
+    e.data.entries.some((x: { id: string }) => x.id === 'seeded-150000'), 60_000)
+  t.ok(last, `the resumed stream reaches the last entry (by ${last.event})`)
+})
+
 t.test('closing the app ends every stream and the server closes', async (t) => {
   const { app, url } = await listening(t)
   const streams = await Promise.all([1, 2, 3].map(async () => await openStream(`${url}/revocations/stream`, feedAuth)))
-  for (const s of streams) await s.next((e) => e.event === 'heartbeat')
+  for (const s of streams) await s.next((e) => e.event === 'heartbeat', 60_000)
   t.equal(app.revocationFeed!.hub.status().streams, 3)
   await app.close()
   for (const s of streams) await s.ended

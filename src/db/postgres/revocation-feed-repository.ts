@@ -1,5 +1,6 @@
 import { and, asc, gt, sql } from 'drizzle-orm'
 import type { LogRow, RevocationFeedRepository } from '../../feed/contract'
+import type { RevocationEntry } from '../../revocation/contract'
 import type { PostgresDb } from './client'
 import { revocationLog } from './schema'
 
@@ -8,6 +9,9 @@ import { revocationLog } from './schema'
  * revocation-log.ts), so one statement's snapshot holds every row up to some `seq` and none
  * after; `page` takes two statements from one snapshot (REPEATABLE READ).
  */
+/** Rows a snapshot reads per statement: each well inside the statement timeout. */
+const SNAPSHOT_PAGE = 20_000
+
 export function postgresRevocationFeedRepository (db: PostgresDb): RevocationFeedRepository {
   const { orm } = db
   const columns = {
@@ -36,6 +40,21 @@ export function postgresRevocationFeedRepository (db: PostgresDb): RevocationFee
         if (rows.length === limit) return { rows, position: rows[rows.length - 1].position }
         const { last } = numbers((await tx.execute<{ first: string | null, last: string | null }>(bounds)).rows[0])
         return { rows, position: Math.max(position, last) }
+      }, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+    },
+    async snapshot (now) {
+      return db.transaction(async (tx) => {
+        const { last } = numbers((await tx.execute<{ first: string | null, last: string | null }>(bounds)).rows[0])
+        const entries: RevocationEntry[] = []
+        for (let cursor = 0; ;) {
+          const rows = await tx.select(columns).from(revocationLog)
+            .where(and(gt(revocationLog.seq, cursor), gt(revocationLog.until, now)))
+            .orderBy(asc(revocationLog.seq)).limit(SNAPSHOT_PAGE)
+          for (const r of rows) entries.push({ kind: r.kind, id: r.id, until: r.until })
+          if (rows.length < SNAPSHOT_PAGE) break
+          cursor = rows[rows.length - 1].position
+        }
+        return { entries, position: last }
       }, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
     }
   }

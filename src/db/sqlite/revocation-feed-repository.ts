@@ -36,6 +36,13 @@ export function sqliteRevocationFeedRepository ({ orm: db }: SqliteDb): Revocati
         const full = rows.length === limit
         return { rows, position: full ? rows[rows.length - 1].position : Math.max(position, bounds.get()?.last ?? 0) }
       })
+    },
+    // SQLite has no statement timeout: one statement, in the transaction that names the position.
+    async snapshot (now) {
+      return db.transaction(() => {
+        const rows = live.all({ position: 0, now, limit: -1 }) as LogRow[]
+        return { entries: rows.map(({ kind, id, until }) => ({ kind, id, until })), position: bounds.get()?.last ?? 0 }
+      })
     }
   }
 }
