@@ -199,7 +199,7 @@ t.test('GET /revocations?since: pages of at most 10,000 entries, snapshot when t
     t.match(res.json().message, /since must be a non-negative integer/)
   }
   const start = (await app.inject({ url: '/revocations', headers: feedAuth })).json().position
-  await seedLog(app, 25_000)
+  await seedLog(t, app, 25_000)
   const ids: string[] = []
   let since = start
   let pages = 0
@@ -224,8 +224,12 @@ t.test('GET /revocations?since: pages of at most 10,000 entries, snapshot when t
   t.equal(ahead.entries.filter((e: { id: string }) => e.id.startsWith('seeded-')).length, 25_000, 'with every live entry')
 })
 
-/** Writes `n` live rows to the revocation log in one statement (test data, not revocations of real tokens). */
-async function seedLog (app: App, n: number) {
+/**
+ * Writes `n` live rows to the revocation log in one statement (test data, not revocations of
+ * real tokens). On PostgreSQL the file's tests share a database: the rows go when `t` ends,
+ * or the next app's start would load them all.
+ */
+async function seedLog (t: Test, app: App, n: number) {
   const until = Date.now() + 3600_000
   const insert = `INSERT INTO revocation_log (kind, target_id, until, created_at) SELECT 'jti', 'seeded-' || i, ${until}, ${Date.now()}`
   const { db } = app
@@ -238,6 +242,11 @@ async function seedLog (app: App, n: number) {
     } finally {
       await client.end()
     }
+    t.teardown(async () => {
+      const cleaner = new pg.Client({ connectionString: (app.config.database as { url: string }).url })
+      await cleaner.connect()
+      await cleaner.query('DELETE FROM revocation_log WHERE target_id LIKE \'seeded-%\'').finally(() => cleaner.end())
+    })
   } else {
     db.client.exec(`WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${n}) ${insert} FROM s ORDER BY i`)
   }
@@ -259,7 +268,7 @@ t.test('a consumer that stops reading is dropped (bounded memory), the others go
   await waitFor(async () => app.revocationFeed!.hub.status().streams === 2, 10_000)
 
   // About 18 MB of events: more than the kernel's socket buffers and the 1 MiB a stream may hold.
-  await seedLog(app, 150_000)
+  await seedLog(t, app, 150_000)
   await waitFor(async () => app.revocationFeed!.hub.status().dropped === 1, 60_000)
   t.equal(app.revocationFeed!.hub.status().streams, 1, 'the slow one is gone, the healthy one stays')
   await healthy.next((e) => e.event === 'revoked' && e.data.entries[0].id === 'seeded-150000', 60_000)
