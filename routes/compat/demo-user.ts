@@ -72,7 +72,11 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
           user: Type.Object({ id: Uuid(), username: Type.String({ examples: ['alice'] }) }),
           token: Type.String({ description: 'the renewed token; the one sent is now revoked', examples: [JWT_EXAMPLE] })
         }, { description: 'The user, and the renewed token' }),
-        ...messageErrors({ 401: 'Token is missing', 503: 'Revocation store unavailable' })
+        ...messageErrors({
+          401: 'Token is missing',
+          429: 'Too many attempts; try again later',
+          503: 'Revocation store unavailable'
+        })
       }
     }
   }, async (request) => {
@@ -99,6 +103,7 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
           401: INVALID,
           403: 'current_password is wrong',
           409: 'Username is already taken',
+          429: 'Too many attempts; try again later',
           503: 'Revocation store unavailable'
         }),
         ...commonErrors(413, 415)
@@ -108,6 +113,8 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
     const claims = request.auth!
     const { username, password, current_password: currentPassword } = request.body
     const change = { username, password, currentPassword }
+    // Over the renewal cap: 429 before the change, not after it.
+    await sessions.checkRenewalLimit(claims)
     const user = await accounts.update(claims.sub, claims.sid, change, requestContext(request, reply))
     if (user === undefined) throw gone()
     const fresh = await sessions.renewAccessToken(claims)
