@@ -2,9 +2,18 @@ import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { TokenPair } from '../../src/schemas/tokens'
 import type { RequestContext } from '../../src/request-context'
-import { InvalidTokenError } from '../../src/errors'
+import { InvalidTokenError, RateLimitedError } from '../../src/errors'
 import type { AccessClaims, SignedAccessToken } from './tokens'
 import type { Renewal, SessionRecord } from './sessions-repository'
+
+/**
+ * Compat renewals (seed 000: GET/PUT /user, POST /validate_token) per session in any
+ * RENEWAL_WINDOW_MS; beyond, 429 with Retry-After (docs/api.md). Counted from the database,
+ * so the cap holds across instances: a session adds at most this many blocklist entries per
+ * window, each living until its token's expiry.
+ */
+export const RENEWALS_PER_SESSION = 10
+export const RENEWAL_WINDOW_MS = 60_000
 
 export type RevokeReason =
   'logout' | 'logout_all' | 'refresh_reuse' | 'user_revoked' | 'account_disabled' | 'admin_logout'
@@ -41,9 +50,15 @@ export interface Sessions {
    * write's transaction, which consumes the token or writes nothing (InvalidTokenError), so
    * that only the request that consumed the token changes anything; once it committed,
    * `complete` signs the new token and publishes the consumed one's revocation. Throws 503
-   * first when the revocation store is down.
+   * first when the revocation store is down, and 429 over the renewal cap (checkRenewalLimit).
    */
   prepareRenewal (claims: AccessClaims): Promise<{ renewal: Renewal, complete: () => Promise<SignedAccessToken> }>
+  /**
+   * Throws RateLimitedError (429) when the session has renewed RENEWALS_PER_SESSION times in
+   * the last RENEWAL_WINDOW_MS; renewAccessToken and prepareRenewal check it. A route that changes
+   * something before renewing calls it first, so that a refusal changes nothing.
+   */
+  checkRenewalLimit (claims: AccessClaims): Promise<void>
   revokeAccessToken (claims: AccessClaims): Promise<void>
   /** false: no such session */
   revoke (sessionId: string, reason: RevokeReason): Promise<boolean>
@@ -63,6 +78,16 @@ export default fp(async function sessions (fastify) {
   const { sessionsRepository: repo, revocationsRepository, revocationStore: store, tokens, metrics } = fastify
   const { accessTokenTtl, refreshTokenTtl } = fastify.config
 
+  // Every renewal adds a blocklist entry (log row, Redis key, one per replica) that lives as
+  // long as the token: a per-session cap keeps what one session can add bounded.
+  const checkRenewalLimit = async (claims: AccessClaims) => {
+    const now = Date.now()
+    const recent = await revocationsRepository.revokedSince(claims.sid, now - RENEWAL_WINDOW_MS)
+    if (recent.count < RENEWALS_PER_SESSION) return
+    const freed = (recent.earliest ?? now) + RENEWAL_WINDOW_MS
+    throw new RateLimitedError(Math.max(1, Math.ceil((freed - now) / 1000)))
+  }
+
   // Access tokens are signed after the database knows their expiry (a session's revocation
   // must outlive every token it issued), so issue time and expiry are fixed first.
   const issueTime = (now: number) => {
@@ -81,6 +106,7 @@ export default fp(async function sessions (fastify) {
 
   const prepareRenewal = async (claims: AccessClaims) => {
     await store.ping() // 503 before anything is written, when the store is down
+    await checkRenewalLimit(claims)
     const now = Date.now()
     const { iat, expMs } = issueTime(now)
     const tokenExpiresAt = claims.exp * 1000
@@ -127,6 +153,8 @@ export default fp(async function sessions (fastify) {
       }
       return pair(result.session.userId, result.session.id, iat, next.token, result.session.expiresAt, now)
     },
+
+    checkRenewalLimit,
 
     async renewAccessToken (claims) {
       const { renewal, complete } = await prepareRenewal(claims)

@@ -79,7 +79,12 @@ const demoAuth: FastifyPluginAsyncTypebox = async (fastify) => {
           message: Type.Literal('Token is valid'),
           token: Type.String({ description: 'the renewed token; the one sent is now revoked', examples: [JWT_EXAMPLE] })
         }, { description: 'The token was valid: here is its renewal' }),
-        ...messageErrors({ 400: 'token must be a string', 401: INVALID, 503: 'Revocation store unavailable' }),
+        ...messageErrors({
+          400: 'token must be a string',
+          401: INVALID,
+          429: 'Too many attempts; try again later',
+          503: 'Revocation store unavailable'
+        }),
         ...commonErrors(413, 415)
       }
     }

@@ -72,7 +72,11 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
           user: Type.Object({ id: Uuid(), username: Type.String({ examples: ['alice'] }) }),
           token: Type.String({ description: 'the renewed token; the one sent is now revoked', examples: [JWT_EXAMPLE] })
         }, { description: 'The user, and the renewed token' }),
-        ...messageErrors({ 401: 'Token is missing', 503: 'Revocation store unavailable' })
+        ...messageErrors({
+          401: 'Token is missing',
+          429: 'Too many attempts; try again later',
+          503: 'Revocation store unavailable'
+        })
       }
     }
   }, async (request) => {
@@ -111,7 +115,7 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
     const claims = request.auth!
     const { username, password, current_password: currentPassword } = request.body
     const change = { username, password, currentPassword }
-    // The token renews on use: consumed in the change's own transaction, so of parallel
+    // The token renews on use (429 over the renewal cap, before anything changes): consumed in the change's own transaction, so of parallel
     // requests with one token only the one that consumed it changes the account.
     const { renewal, complete } = await sessions.prepareRenewal(claims)
     const user = await accounts.update(claims.sub, claims.sid, change, requestContext(request, reply), renewal)

@@ -155,6 +155,11 @@ export interface RevocationsRepository extends RevocationLog {
    * makes a token renewed on use consumable by exactly one request.
    */
   revokeToken (r: { jti: string, sessionId: string, expiresAt: number, now: number }): Promise<boolean>
+  /**
+   * The session's access tokens revoked (renewed, mostly) since `since`: how many, and when
+   * the earliest of them was. Bounds what one session can add to the blocklist.
+   */
+  revokedSince (sessionId: string, since: number): Promise<{ count: number, earliest: number | null }>
   prune (now: number): Promise<{ revokedTokens: number, log: number }>
 }
 

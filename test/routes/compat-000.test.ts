@@ -361,9 +361,9 @@ t.test('OpenAPI: the 000 routes are tagged compat, deprecated and fully describe
   const expected: Array<[string, string, string[], boolean]> = [
     ['/user', 'post', ['201', '400', '409', '413', '415', '429', '503'], false],
     ['/authenticate_user', 'post', ['200', '400', '401', '413', '415', '429', '503'], false],
-    ['/validate_token', 'post', ['200', '400', '401', '413', '415', '503'], true],
-    ['/user', 'get', ['200', '401', '503'], true],
-    ['/user', 'put', ['200', '400', '401', '403', '409', '413', '415', '503'], true],
+    ['/validate_token', 'post', ['200', '400', '401', '413', '415', '429', '503'], true],
+    ['/user', 'get', ['200', '401', '429', '503'], true],
+    ['/user', 'put', ['200', '400', '401', '403', '409', '413', '415', '429', '503'], true],
     ['/user', 'delete', ['200', '401', '413', '415', '503'], true],
     ['/logout', 'post', ['200', '400', '401', '413', '415', '503'], true]
   ]
@@ -394,4 +394,34 @@ t.test('OpenAPI: the 000 routes are tagged compat, deprecated and fully describe
     t.equal(doc.paths[path].post.requestBody.required, false, `${path}: the body is optional (the token may come as Bearer)`)
   }
   t.equal(doc.paths['/user'].put.requestBody.required, true)
+})
+
+t.test('renewals are capped per session: the 11th in a minute is 429 in the seed shape, and changes nothing', async (t) => {
+  const app = await build(t)
+  const user = await createAndAuthenticate(app)
+  const other = await app.inject({ method: 'POST', url: '/authenticate_user', payload: { username: user.username, password: user.password } })
+  let token = user.token
+  for (let i = 0; i < 10; i++) {
+    const res = i % 2 === 0
+      ? await app.inject({ method: 'POST', url: '/validate_token', payload: { token } })
+      : await app.inject({ method: 'GET', url: '/user', headers: bearer(token) })
+    t.equal(res.statusCode, 200, `renewal ${i + 1}`)
+    token = res.json().token
+  }
+  for (const req of [
+    { method: 'POST' as const, url: '/validate_token', payload: { token } },
+    { method: 'GET' as const, url: '/user', headers: bearer(token) },
+    { method: 'PUT' as const, url: '/user', headers: bearer(token), payload: { username: `${user.username}_x` } }
+  ]) {
+    const res = await app.inject(req)
+    t.equal(res.statusCode, 429, `${req.method} ${req.url}: 429`)
+    t.same(res.json(), { message: 'Too many attempts; try again later' })
+    const wait = Number(res.headers['retry-after'])
+    t.ok(Number.isInteger(wait) && wait >= 1 && wait <= 60, `Retry-After ${res.headers['retry-after']}`)
+  }
+  const me = await app.inject({ method: 'GET', url: '/users/me', headers: bearer(token) })
+  t.equal(me.statusCode, 200, 'the refused token was not used up')
+  t.equal(me.json().username, user.username, 'the refused PUT renamed nothing')
+  const fresh = await app.inject({ method: 'POST', url: '/validate_token', payload: { token: other.json().token } })
+  t.equal(fresh.statusCode, 200, 'another session of the same user renews as before')
 })

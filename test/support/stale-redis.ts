@@ -135,7 +135,7 @@ export async function recovered (redisUrl: string, prefix: string, servers: Runn
 export function verdict (t: Test, statuses: Map<number, number>) {
   const accepted = statuses.get(200) ?? 0
   const summary = JSON.stringify(Object.fromEntries(statuses))
-  t.equal(accepted, 0, `no instance accepted a token revoked after the snapshot (${accepted} acceptances; answers ${summary})`)
+  t.equal(accepted, 0, `no instance accepted a token revoked after Redis last had it (${accepted} acceptances; answers ${summary})`)
   t.same([...statuses.keys()].filter((s) => s !== 401 && s !== 503 && s !== -1), [], 'only 401 or 503 (or a connection cut)')
   t.ok((statuses.get(401) ?? 0) > 0, 'and the instances did answer (401)')
 }

@@ -1,4 +1,4 @@
-import { gt, lt, sql } from 'drizzle-orm'
+import { and, count, eq, gt, lt, min, sql } from 'drizzle-orm'
 import type { RevocationEntry } from '../../revocation/contract'
 import type { RevocationsRepository } from '../repositories'
 import type { PostgresDb } from './client'
@@ -48,6 +48,11 @@ export function postgresRevocationsRepository (db: PostgresDb): RevocationsRepos
         await appendToLog(tx, [{ kind: 'jti', id: r.jti, until: r.expiresAt }], r.now)
         return true
       })
+    },
+    async revokedSince (sessionId, since) {
+      const [row] = await orm.select({ count: count(), earliest: min(revokedTokens.revokedAt) }).from(revokedTokens)
+        .where(and(eq(revokedTokens.sessionId, sessionId), gt(revokedTokens.revokedAt, since)))
+      return { count: Number(row?.count ?? 0), earliest: row?.earliest == null ? null : Number(row.earliest) }
     },
     async prune (now) {
       const tokens = await orm.delete(revokedTokens).where(lt(revokedTokens.expiresAt, now))

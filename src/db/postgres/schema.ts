@@ -78,7 +78,11 @@ export const revokedTokens = pgTable('revoked_tokens', {
   sessionId: text('session_id').notNull(),
   expiresAt: ms('expires_at').notNull(),
   revokedAt: ms('revoked_at').notNull()
-}, (t) => [index('revoked_tokens_expires_at_idx').on(t.expiresAt)])
+}, (t) => [
+  index('revoked_tokens_expires_at_idx').on(t.expiresAt),
+  // the per-session renewal limit counts a session's recent rows (plugins/app/sessions.ts)
+  index('revoked_tokens_session_id_revoked_at_idx').on(t.sessionId, t.revokedAt)
+])
 
 /**
  * An identity column hands out `seq` at INSERT, not at COMMIT: without care a later seq

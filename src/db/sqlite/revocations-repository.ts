@@ -1,4 +1,4 @@
-import { and, gt, lt, sql } from 'drizzle-orm'
+import { and, count, eq, gt, lt, min, sql } from 'drizzle-orm'
 import type { RevocationEntry } from '../../revocation/contract'
 import type { RevocationsRepository } from '../repositories'
 import type { SqliteDb } from './client'
@@ -45,6 +45,11 @@ export function sqliteRevocationsRepository ({ orm: db }: SqliteDb): Revocations
         if (inserted) appendToLog(tx, [{ kind: 'jti', id: r.jti, until: r.expiresAt }], r.now)
         return inserted
       }, { behavior: 'immediate' })
+    },
+    async revokedSince (sessionId, since) {
+      const row = db.select({ count: count(), earliest: min(revokedTokens.revokedAt) }).from(revokedTokens)
+        .where(and(eq(revokedTokens.sessionId, sessionId), gt(revokedTokens.revokedAt, since))).get()
+      return { count: row?.count ?? 0, earliest: row?.earliest ?? null }
     },
     async prune (now) {
       return {

@@ -105,7 +105,11 @@ export const revokedTokens = sqliteTable('revoked_tokens', {
   /** the token's own `exp`, in epoch ms: the entry is useless after it */
   expiresAt: integer('expires_at').notNull(),
   revokedAt: integer('revoked_at').notNull()
-}, (t) => [index('revoked_tokens_expires_at_idx').on(t.expiresAt)])
+}, (t) => [
+  index('revoked_tokens_expires_at_idx').on(t.expiresAt),
+  // the per-session renewal limit counts a session's recent rows (plugins/app/sessions.ts)
+  index('revoked_tokens_session_id_revoked_at_idx').on(t.sessionId, t.revokedAt)
+])
 
 /**
  * Every revocation, in commit order, written in the same transaction as the change it

@@ -1,0 +1,1 @@
+CREATE INDEX `revoked_tokens_session_id_revoked_at_idx` ON `revoked_tokens` (`session_id`,`revoked_at`);
