@@ -115,8 +115,9 @@ const demoUser: FastifyPluginAsyncTypebox = async (fastify) => {
     const claims = request.auth!
     const { username, password, current_password: currentPassword } = request.body
     const change = { username, password, currentPassword }
-    // The token renews on use (429 over the renewal cap, before anything changes): consumed in the change's own transaction, so of parallel
-    // requests with one token only the one that consumed it changes the account.
+    // The token renews on use (429 over the renewal cap, before anything changes): consumed
+    // in the change's own transaction, so of parallel requests with one token only the one
+    // that consumed it changes the account.
     const { renewal, complete } = await sessions.prepareRenewal(claims)
     const user = await accounts.update(claims.sub, claims.sid, change, requestContext(request, reply), renewal)
     if (user === undefined) throw gone()
