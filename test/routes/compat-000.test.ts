@@ -360,7 +360,7 @@ t.test('OpenAPI: the 000 routes are tagged compat, deprecated and fully describe
   }
   const expected: Array<[string, string, string[], boolean]> = [
     ['/user', 'post', ['201', '400', '409', '413', '415', '429', '503'], false],
-    ['/authenticate_user', 'post', ['200', '400', '401', '413', '415', '429', '503'], false],
+    ['/authenticate_user', 'post', ['200', '400', '401', '403', '413', '415', '429', '503'], false], // 403: a disabled account
     ['/validate_token', 'post', ['200', '400', '401', '413', '415', '429', '503'], true],
     ['/user', 'get', ['200', '401', '429', '503'], true],
     ['/user', 'put', ['200', '400', '401', '403', '409', '413', '415', '429', '503'], true],

@@ -232,7 +232,7 @@ t.test('OpenAPI: the 001 routes are tagged compat, deprecated and fully describe
   const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json()
   const expected: Array<[string, string, string[], boolean]> = [
     ['/register', 'post', ['201', '400', '409', '413', '415', '429', '503'], false],
-    ['/login', 'post', ['200', '400', '401', '413', '415', '429', '503'], false],
+    ['/login', 'post', ['200', '400', '401', '403', '413', '415', '429', '503'], false], // 403: a disabled account
     ['/protected', 'get', ['200', '401', '503'], true],
     ['/logout', 'delete', ['200', '401', '413', '415', '503'], true]
   ]
