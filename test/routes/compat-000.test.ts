@@ -363,7 +363,7 @@ t.test('OpenAPI: the 000 routes are tagged compat, deprecated and fully describe
     ['/authenticate_user', 'post', ['200', '400', '401', '413', '415', '429', '503'], false],
     ['/validate_token', 'post', ['200', '400', '401', '413', '415', '503'], true],
     ['/user', 'get', ['200', '401', '503'], true],
-    ['/user', 'put', ['200', '400', '401', '403', '409', '413', '415', '503'], true],
+    ['/user', 'put', ['200', '400', '401', '403', '409', '413', '415', '429', '503'], true],
     ['/user', 'delete', ['200', '401', '413', '415', '503'], true],
     ['/logout', 'post', ['200', '400', '401', '413', '415', '503'], true]
   ]
