@@ -29,8 +29,8 @@ export const LIMITS = {
 /**
  * Password hashing in flight at once, in this process, per client address and per account:
  * a quarter of what the queue holds before load shedding refuses (from the measured speed of
- * a hash), between 1 and `perIp`, so that one client can never fill the queue alone and get
- * other people's logins shed.
+ * a hash), between 1 and `perIp`, enforced once the queue is half full, so that one client
+ * can never fill the queue alone and get other people's logins shed.
  */
 export const HASHING_CONCURRENCY = { perIp: 4, perAccount: 2, shareOfQueue: 1 / 4 } as const
 
@@ -93,13 +93,13 @@ const DISABLED: RateLimits = {
   async consumeRefresh () {}
 }
 
-/** Counts of work in flight per key; a key at its cap is refused. */
-function concurrencyCap (cap: () => number) {
+/** Counts of work in flight per key; a key at its cap is refused while `pressed()`. */
+function concurrencyCap (cap: () => number, pressed: () => boolean) {
   const inFlight = new Map<string, number>()
   return {
     take (key: string): boolean {
       const n = inFlight.get(key) ?? 0
-      if (n >= cap()) return false
+      if (n >= cap() && pressed()) return false
       inFlight.set(key, n + 1)
       return true
     },
@@ -194,9 +194,12 @@ export default fp(async function rateLimits (fastify) {
   }
 
   const { perIp, perAccount, shareOfQueue } = HASHING_CONCURRENCY
-  const share = () => Math.max(1, Math.floor(fastify.passwords.capacity() * shareOfQueue))
-  const ipSlots = concurrencyCap(() => Math.min(perIp, share()))
-  const accountSlots = concurrencyCap(() => Math.min(perAccount, share()))
+  const { passwords } = fastify
+  const share = () => Math.max(1, Math.floor(passwords.capacity() * shareOfQueue))
+  // Only once the queue is half full: below that, a client's extra work sheds nobody.
+  const pressed = () => passwords.queueDepth() >= passwords.capacity() / 2
+  const ipSlots = concurrencyCap(() => Math.min(perIp, share()), pressed)
+  const accountSlots = concurrencyCap(() => Math.min(perAccount, share()), pressed)
 
   const service: RateLimits = {
     enabled: true,

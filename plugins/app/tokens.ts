@@ -188,6 +188,31 @@ const ANY_TOKEN_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 const REQUIRED_CLAIMS = ['sub', 'sid', 'jti', 'iat', 'exp', 'iss', 'aud']
 const canonical = (segment: string) => Buffer.from(segment, 'base64url').toString('base64url') === segment
 
+/** The order of P-256's group, and half of it: an ES256 signature (r, s) has a twin (r, n - s). */
+const P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551n
+const P256_HALF_N = P256_N >> 1n
+
+const sOf = (raw: Buffer) => BigInt(`0x${raw.subarray(32, 64).toString('hex')}`)
+
+/** Whether an ES256 signature (base64url of r || s) is in its canonical low-S form (RFC 8725 favours one form). */
+export function isLowS (signature: string): boolean {
+  const raw = Buffer.from(signature, 'base64url')
+  return raw.length === 64 && sOf(raw) <= P256_HALF_N
+}
+
+/**
+ * An ES256 token with its signature in low-S form: the signer (OpenSSL under fast-jwt) gives
+ * either twin, and the verifier accepts only the low one, so that a token has one valid text.
+ */
+export function withLowS (token: string): string {
+  const dot = token.lastIndexOf('.')
+  const raw = Buffer.from(token.slice(dot + 1), 'base64url')
+  const s = sOf(raw)
+  if (raw.length !== 64 || s <= P256_HALF_N) return token
+  const low = Buffer.from((P256_N - s).toString(16).padStart(64, '0'), 'hex')
+  return `${token.slice(0, dot + 1)}${Buffer.concat([raw.subarray(0, 32), low]).toString('base64url')}`
+}
+
 /**
  * The verifier of an asymmetric JWT_ALG (EdDSA, ES256, RS256): jose checks the signature,
  * behind the same verified-token cache as the HS256 verifier (keyed by the exact token text,
@@ -196,7 +221,8 @@ const canonical = (segment: string) => Buffer.from(segment, 'base64url').toStrin
  * at once. Before jose sees a token: three canonical base64url segments, a header of exactly
  * { alg: JWT_ALG, typ: at+jwt, kid } whose kid names one of our keys (so `none`, HS256 keyed
  * with our public key, another curve, `jwk`/`jku`/`x5u`/`x5c`, `crit`, an unknown or missing
- * kid are all refused here), and a signature of that key's length. Then claimsOf, as for HS256.
+ * kid are all refused here), and a signature of that key's length (ES256: in low-S form). Then
+ * claimsOf, as for HS256.
  */
 export function createAsymmetricAccessTokenVerifier (
   opts: AsymmetricVerifierOptions
@@ -265,6 +291,8 @@ export function createAsymmetricAccessTokenVerifier (
     if (key === undefined) return 'bad_signature'
     const signature = token.slice(dot2 + 1)
     if (signature.length !== key.signatureLength || !canonical(signature)) return 'bad_signature'
+    // the high-S twin of a valid ES256 signature verifies too: one form only
+    if (alg === 'ES256' && !isLowS(signature)) return 'bad_signature'
     if (!canonical(token.slice(dot1 + 1, dot2))) return 'malformed'
     return key
   }
@@ -339,7 +367,7 @@ export default fp(async function tokens (fastify) {
   } else {
     // fast-jwt (plugins/external/jwt.ts): the first key of JWT_KEYS_FILE, its kid in the
     // header, iss/aud, exp = iat + TTL. Every key of the file verifies.
-    sign = (claims) => fastify.jwt.sign(claims)
+    sign = jwt.alg === 'ES256' ? (claims) => withLowS(fastify.jwt.sign(claims)) : (claims) => fastify.jwt.sign(claims)
     const published = jwt.keys.map((k) => Object.freeze({ ...k.publicJwk }))
     const keys = await importVerificationKeys(jwt.alg, published)
     verifyAccessToken = createAsymmetricAccessTokenVerifier({ alg: jwt.alg, keys, issuer, audience, onReject })

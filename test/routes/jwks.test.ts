@@ -7,7 +7,7 @@ import { CompactSign, createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JSO
 import { bearer, build, login, newUser, PASSWORD, startServer, TEST_SECRET, uniqueName, type App } from '../helper'
 import { b64, forge, parts } from '../jwt-forge'
 import { generateSigningJwk, type AsymmetricAlg } from '../../src/signing-keys'
-import { ACCESS_TOKEN_HEADER } from '../../plugins/app/tokens'
+import { ACCESS_TOKEN_HEADER, withLowS } from '../../plugins/app/tokens'
 
 // docs/api.md, "Scale-out", "Keys other services verify": tokens signed with the first key of
 // JWT_KEYS_FILE, verified with any key of it, published at /.well-known/jwks.json, and every
@@ -36,7 +36,9 @@ const privateKeyOf = (jwk: Jwk) => createPrivateKey({ key: jwk as never, format:
 /** A JWS over any header and payload, signed by jose (as an attacker holding `key` would). */
 async function sign (header: Record<string, unknown>, payload: unknown, key: KeyObject, crit?: Record<string, boolean>): Promise<string> {
   const body = new TextEncoder().encode(typeof payload === 'string' ? payload : JSON.stringify(payload))
-  return new CompactSign(body).setProtectedHeader(header as never).sign(key, crit === undefined ? undefined : { crit })
+  const jws = await new CompactSign(body).setProtectedHeader(header as never).sign(key, crit === undefined ? undefined : { crit })
+  // ES256: in the one form the service accepts (test/routes/es256-low-s.test.ts has the other)
+  return header.alg === 'ES256' ? withLowS(jws) : jws
 }
 
 const jwksOf = async (app: App) => (await app.inject({ url: '/.well-known/jwks.json' })).json() as JSONWebKeySet
