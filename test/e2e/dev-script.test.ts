@@ -49,14 +49,17 @@ async function startDev (t: Test, dotEnv?: string) {
   return { url, output: () => out }
 }
 
-/** `n` failed logins, one after the other, from this one IP; their statuses. */
+/**
+ * `n` failed logins, one after the other, from this one IP, each for another unknown username
+ * (so that the address's limit is the one reached, not the account+address pair's); their statuses.
+ */
 async function failedLogins (url: string, n: number): Promise<number[]> {
   const statuses: number[] = []
   for (let i = 0; i < n; i++) {
     const res = await fetch(`${url}/auth/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'nobody_here', password: `wrong password ${i}` })
+      body: JSON.stringify({ username: `nobody_here_${i}`, password: `wrong password ${i}` })
     })
     statuses.push(res.status)
   }
@@ -75,5 +78,5 @@ t.test('npm run dev with RATE_LIMITS=on in .env: limits on, no warning', async (
   t.notMatch(dev.output(), /RATE_LIMITS=off/, 'no warning')
   const statuses = await failedLogins(dev.url, 52)
   t.same(statuses.slice(0, 50), Array(50).fill(401), 'the first 50 failures are 401s')
-  t.same(statuses.slice(50), [429, 429], 'then the IP is locked out: 429')
+  t.same(statuses.slice(50), [429, 429], 'then the address is refused: 429')
 })
