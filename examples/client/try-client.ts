@@ -13,8 +13,10 @@ async function main () {
   console.log('register', registered.response.status, registered.data?.username)
 
   const login = await auth.POST('/auth/login', { body: { username, password } })
-  console.log('login', login.response.status, login.data?.token_type)
   if (login.data === undefined) throw new Error(login.error.message)
+  // 202: the account has two-factor login; the answer is an MfaChallenge, not a TokenPair
+  if ('mfa_required' in login.data) throw new Error('second factor required: POST /auth/login/mfa')
+  console.log('login', login.response.status, login.data.token_type)
 
   // data is the TokenPair: a misspelt field (login.data.acess_token) would not compile
   const me = await auth.GET('/users/me', { headers: { authorization: `Bearer ${login.data.access_token}` } })

@@ -2,14 +2,16 @@ import t from 'tap'
 import { call, register, session } from '../support/http'
 import { distribution, refusedAfter, startFleet, streamOf } from '../support/fleet'
 
-// How long a logout takes to reach the downstream apps (issue 17): 200 rounds, each a login
+// How long a logout takes to reach the downstream apps (issue 17): ROUNDS rounds, each a login
 // and a logout alternately on instance A and B, then both downstream apps polled back to back
 // until they refuse the token. The figures are reported, not asserted (the machine is shared);
 // what is asserted is that every round ends in a refusal, on both apps.
 
 t.setTimeout(600_000)
 
-const ROUNDS = 200
+// 50 in CI (every round must end in a refusal); PROPAGATION_ROUNDS=200 for the figures the README
+// quotes (200 rounds took 3 minutes of CI's 12 on the 2-core machine).
+const ROUNDS = Number(process.env.PROPAGATION_ROUNDS ?? 50)
 
 t.test(`logout to downstream refusal over ${ROUNDS} rounds`, async (t) => {
   const fleet = await startFleet(t)
