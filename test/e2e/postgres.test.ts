@@ -54,7 +54,7 @@ t.test('two instances: a logout on A is refused by B on the very next request, e
   const { a, b } = await twoInstances(t)
   const username = uniqueName('loop')
   t.equal((await call(a, 'POST', '/auth/register', { username, password: PASSWORD })).status, 201, 'registered on A')
-  const rounds = 60 // 200 took two minutes of CI; a miss showed within the first rounds when it was a bug
+  const rounds = 60 // was 200: two minutes of CI on its own
   let refused = 0
   for (let i = 0; i < rounds; i++) {
     const tokens = await login(b, username) // logged in on B
