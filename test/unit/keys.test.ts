@@ -1,6 +1,6 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto'
 import { SignJWT } from 'jose'
 import { tmpdir } from 'node:os'
@@ -211,6 +211,35 @@ t.test('keys rotate: a new key in front, the others kept in order; --stage, prom
   t.match(res.stderr, /two keys with kid/)
   t.equal(readFileSync(bad, 'utf8'), before, 'and leaves it as it was')
   t.equal(keys('rotate', join(dir, 'nothing-here.json')).status, 1, 'a missing file')
+})
+
+t.test('keys rotate through a symlink: the link stays, its target gets the new keys (mode 0600)', async (t) => {
+  // A deployment often points the service at a link (e.g. current.json -> keys-2024.json).
+  const targetDir = join(dir, 'link-target')
+  const linkDir = join(dir, 'link-home')
+  mkdirSync(targetDir)
+  mkdirSync(linkDir)
+  const target = join(targetDir, 'keys.json')
+  t.equal(keys('generate', '--alg', 'EdDSA', '--out', target).status, 0)
+  const [first] = readKeys(target)
+  chmodSync(target, 0o640)
+  const link = join(linkDir, 'current.json')
+  symlinkSync(target, link)
+
+  const res = keys('rotate', link)
+  t.equal(res.status, 0, `rotate through the link: ${res.stderr}`)
+  t.ok(lstatSync(link).isSymbolicLink(), 'the link is still a link')
+  t.equal(readlinkSync(link), target, 'to the same target')
+  const rotated = readKeys(target)
+  t.same(rotated.map((k) => k.kid), [rotated[0].kid, first.kid], 'the target holds the new key first, then the old one')
+  t.not(rotated[0].kid, first.kid)
+  t.equal(mode(target), 0o600, 'the target is mode 0600')
+  t.same(readdirSync(linkDir), ['current.json'], 'no temporary file left beside the link')
+  t.same(readdirSync(targetDir), ['keys.json'], 'nor beside the target')
+
+  t.equal(keys('promote', link, first.kid as string).status, 0, 'promote through the link')
+  t.ok(lstatSync(link).isSymbolicLink())
+  t.same(readKeys(target).map((k) => k.kid), [first.kid, rotated[0].kid], 'written to the target')
 })
 
 t.test('the service stops at start naming the variable (built server: npm run build first)', async (t) => {
