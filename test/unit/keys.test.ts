@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { ConfigError, loadConfig } from '../../src/config'
 import { generateSigningJwk, parseKeySet, type AsymmetricAlg } from '../../src/signing-keys'
 import { createAsymmetricAccessTokenVerifier, importVerificationKeys } from '../../plugins/app/tokens'
-import { SERVER_ENTRY } from '../helper'
+import { SERVER_ENTRY, startServer } from '../helper'
 
 // JWT_ALG / JWT_KEYS_FILE (docs/api.md, "Scale-out" and "Configuration") and `npm run keys`.
 
@@ -257,6 +257,51 @@ t.test('the service stops at start naming the variable (built server: npm run bu
     t.match(res.stderr, variable, `names ${variable}`)
     for (const secret of privateParts(ed)) t.notOk(res.stderr.includes(secret), 'prints no key material')
   }
+})
+
+t.test('a keys file readable by group or others: one warning at start naming it, its mode and chmod 600 (built server)', async (t) => {
+  const ed = generated.get('EdDSA')!
+  const target = keyFile([ed[0]])
+  const link = join(dir, 'warn-link.json')
+  symlinkSync(target, link)
+  const warned = (file: string) => loadConfig({ JWT_ALG: 'EdDSA', JWT_KEYS_FILE: file }).jwt.keysFileWarning
+
+  t.equal(warned(target), undefined, '0600: no warning')
+  for (const m of [0o640, 0o604, 0o644]) {
+    chmodSync(target, m)
+    const text = warned(target)
+    t.match(text, `is mode 0${m.toString(8)}`, `0${m.toString(8)}: a warning naming the mode`)
+    t.match(text, target, 'and the file')
+    t.match(text, 'chmod 600', 'and the fix')
+  }
+  t.match(warned(link), 'is mode 0644', 'through a symlink: the mode of its target')
+  chmodSync(target, 0o400)
+  t.equal(warned(target), undefined, '0400: no warning')
+
+  // The service itself: the line is in its log at start, once, as a warning, with no key material.
+  const started = async (m: number) => {
+    chmodSync(target, m)
+    const server = await startServer(t, { JWT_ALG: 'EdDSA', JWT_KEYS_FILE: target })
+    const deadline = Date.now() + 20_000
+    while (!server.output().includes('Server listening')) {
+      if (Date.now() > deadline) throw new Error(`no "Server listening" line: ${server.output()}`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    const out = server.output()
+    await server.stop()
+    return out
+  }
+  const loose = await started(0o644)
+  const lines = loose.split('\n').filter((line) => line.includes('chmod 600'))
+  t.equal(lines.length, 1, `0644: one warning line: ${loose}`)
+  const entry = JSON.parse(lines[0] ?? '{}') as { level?: number, msg?: string }
+  t.equal(entry.level, 40, 'at level warn')
+  t.match(entry.msg, `JWT_KEYS_FILE ${target} is mode 0644`)
+  for (const secret of privateParts([ed[0]])) t.notOk(loose.includes(secret), 'no key material in the log')
+
+  const tight = await started(0o600)
+  t.notMatch(tight, 'chmod 600', `0600: no warning: ${tight}`)
+  t.notMatch(tight, 'readable by group or others')
 })
 
 t.test('asymmetric verifier: jose on first sight, then the verified-token cache (exact text, exp re-checked)', async (t) => {
