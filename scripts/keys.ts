@@ -14,7 +14,7 @@
  * read back through the same checks as the service's start. Nothing secret is printed.
  */
 import { randomBytes } from 'node:crypto'
-import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { algorithmOf, generateSigningJwk, isJwtAlg, KeyFileError, parseKeySet, type AsymmetricAlg } from '../src/signing-keys'
@@ -43,8 +43,13 @@ function writeExclusive (file: string, text: string) {
   chmodSync(file, 0o600) // the umask may only have narrowed it; make it exact
 }
 
-/** Replaces `file` at once: a reader sees the old set or the new one, never half of one. */
-function replace (file: string, text: string) {
+/**
+ * Replaces `file` at once: a reader sees the old set or the new one, never half of one.
+ * Through a symlink, the link's target is replaced (a rename over the link itself would
+ * turn it into a plain file and leave the target, which the service may read, unchanged).
+ */
+function replace (path: string, text: string) {
+  const file = realpathSync(path)
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
   try {
     writeExclusive(tmp, text)

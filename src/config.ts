@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { isJwtAlg, JWT_ALGS, KeyFileError, readKeySet, type JwtAlg, type SigningKey } from './signing-keys'
+import {
+  isJwtAlg, JWT_ALGS, KeyFileError, keysFileModeWarning, readKeySet, type JwtAlg, type SigningKey
+} from './signing-keys'
 
 /**
  * The environment, as a TypeBox schema. It is read once, at start (`loadConfig`);
@@ -73,6 +75,8 @@ export interface Config {
     ephemeralSecret: boolean
     /** EdDSA/ES256/RS256: JWT_KEYS_FILE's keys, the first one signs; none with HS256 */
     keys: SigningKey[]
+    /** set when JWT_KEYS_FILE is readable by group or others: logged as a warning at start */
+    keysFileWarning: string | undefined
     issuer: string
     audience: string
   }
@@ -233,6 +237,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
   let secret = Buffer.alloc(0)
   let ephemeralSecret = false
   let keys: SigningKey[] = []
+  let keysFileWarning: string | undefined
   if (alg !== 'HS256') {
     // JWT_SECRET is not read: the keys of JWT_KEYS_FILE sign and verify.
     if (e.JWT_KEYS_FILE === undefined) {
@@ -245,6 +250,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
       if (err instanceof KeyFileError) throw new ConfigError('JWT_KEYS_FILE', err.message)
       throw err
     }
+    keysFileWarning = keysFileModeWarning(e.JWT_KEYS_FILE)
   } else if (e.JWT_KEYS_FILE !== undefined) {
     // Most likely a forgotten JWT_ALG: starting on a random HS256 key instead would be half-configured.
     throw new ConfigError('JWT_KEYS_FILE',
@@ -304,6 +310,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
       secret,
       ephemeralSecret,
       keys,
+      keysFileWarning,
       issuer: e.JWT_ISSUER ?? 'auth-service',
       audience: e.JWT_AUDIENCE ?? 'auth-service'
     },

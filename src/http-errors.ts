@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http'
-import type { FastifyError, FastifyReply } from 'fastify'
-import { isDatabaseUnavailable } from './db/errors'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { DrizzleQueryError } from 'drizzle-orm/errors'
+import { isDatabaseUnavailable, loggable } from './db/errors'
 
 /**
  * How an error becomes an answer, for the one error handler (plugins/app/http.ts) and the
@@ -45,6 +46,44 @@ export function classifyError (error: FastifyError): {
   }
   if (statusCode === 503) return { statusCode, message: error.message, ...retry }
   return { statusCode: 500, message: 'Internal Server Error' }
+}
+
+/**
+ * What failed underneath a 503, in one short line: the innermost error of the cause chain
+ * (its name, code and message), or the driver's error itself. A DrizzleQueryError's own message holds the statement's
+ * parameters (password and token hashes), so only its cause, the driver's error, is quoted.
+ */
+function rootCause (error: FastifyError): string | undefined {
+  let e: unknown = error
+  let deepest: { name?: unknown, code?: unknown, message?: unknown } | undefined
+  for (let depth = 0; e instanceof Error && depth < 4; depth++) {
+    if (!(e instanceof DrizzleQueryError)) deepest = e as typeof deepest
+    e = e.cause
+  }
+  // A 503 of our own without a cause (src/errors.ts) says it all in the answer's message.
+  if (deepest === undefined || (deepest === error && error.statusCode === 503)) return undefined
+  const text = [deepest.name, deepest.code, deepest.message]
+    .filter((part): part is string => typeof part === 'string' && part !== '').join(' ')
+  return text.replace(/\s+/g, ' ').slice(0, 200)
+}
+
+/**
+ * Logs an error answer, for both error handlers. A 503 is a state the service chose to
+ * answer with (the revocation store or the database is down, hashing is saturated): during
+ * an outage every request meets it, so each gets one warning line naming the cause, with no
+ * stack. Any other 5xx is a bug or a surprise: the whole error, stack included.
+ */
+export function logErrorAnswer (
+  request: FastifyRequest, error: FastifyError, statusCode: number, message: string, code?: string
+): void {
+  if (statusCode === 503) {
+    const cause = rootCause(error)
+    request.log.warn({ statusCode, cause }, cause === undefined ? message : `${message}: ${cause}`)
+  } else if (statusCode >= 500) {
+    request.log.error(loggable(error), 'request failed')
+  } else {
+    request.log.info({ statusCode, code: code ?? error.code }, message)
+  }
 }
 
 /**

@@ -51,6 +51,9 @@ async function serve (config: Config) {
   if (config.jwt.ephemeralSecret) {
     app.log.warn(EPHEMERAL_SECRET_WARNING)
   }
+  if (config.jwt.keysFileWarning !== undefined) {
+    app.log.warn(config.jwt.keysFileWarning)
+  }
 
   // Graceful shutdown: stop accepting, let in-flight requests finish, close the database
   // and Redis (onClose hooks), then exit 0. A second signal, or 10 s, forces the exit.

@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose'
 
 /**
@@ -154,6 +154,25 @@ export function readKeySet (file: string, alg: AsymmetricAlg): SigningKey[] {
     throw new KeyFileError(`cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}: ${file})`)
   }
   return parseKeySet(text, alg)
+}
+
+/**
+ * A warning when the keys file (its target, through a symlink) may be read by its group or
+ * by others, as ssh warns of a private key file: the service still starts (a shared
+ * deployment group may be deliberate), but says so once. Names the file and its mode only.
+ */
+export function keysFileModeWarning (file: string): string | undefined {
+  if (process.platform === 'win32') return undefined // no POSIX modes there
+  let mode: number
+  try {
+    mode = statSync(file).mode & 0o777
+  } catch {
+    return undefined // it was just read; a file gone since is the next start's business
+  }
+  if ((mode & 0o077) === 0) return undefined
+  const octal = mode.toString(8).padStart(4, '0')
+  return `JWT_KEYS_FILE ${file} is mode ${octal}: its private signing keys are readable by group or others. ` +
+    `Make it readable by the service's user only: chmod 600 ${file}`
 }
 
 /**

@@ -1,7 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { classifyError, errorBody, setCommonHeaders } from '../../src/http-errors'
-import { loggable } from '../../src/db/errors'
+import { classifyError, errorBody, logErrorAnswer, setCommonHeaders } from '../../src/http-errors'
 
 /**
  * The methods each registered path takes, for 405 and Allow. A path is matched segment by
@@ -60,8 +59,7 @@ export default fp(async function http (fastify) {
   fastify.setErrorHandler(function (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const { statusCode, message, code, retryAfter } = classifyError(error)
     if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
-    if (statusCode >= 500) request.log.error(loggable(error), 'request failed')
-    else request.log.info({ statusCode, code: code ?? error.code }, message)
+    logErrorAnswer(request, error, statusCode, message, code)
     return reply.status(statusCode).send(errorBody(statusCode, message, code))
   })
 

@@ -2,8 +2,7 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { errors } from '../../src/schemas/common'
 import { CompatMessageError, CompatMsgError } from '../../src/schemas/compat'
-import { classifyError, errorBody } from '../../src/http-errors'
-import { loggable } from '../../src/db/errors'
+import { classifyError, errorBody, logErrorAnswer } from '../../src/http-errors'
 import { InvalidTokenError } from '../../src/errors'
 
 // Helpers for the compat route files, not a route plugin: autoload skips this file.
@@ -64,8 +63,7 @@ export function seedErrorHandler (key: 'msg' | 'message') {
   return function (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const { statusCode, message, code, retryAfter } = classifyError(error)
     if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
-    if (statusCode >= 500) request.log.error(loggable(error), 'request failed')
-    else request.log.info({ statusCode, code: code ?? error.code }, message)
+    logErrorAnswer(request, error, statusCode, message, code)
     if (statusCode === 404 || statusCode === 413 || statusCode === 415) {
       return reply.status(statusCode).send(errorBody(statusCode, message, code))
     }

@@ -84,6 +84,8 @@ t.test('5xx hides its details; the error is logged with the request id', async (
   const logged = lines.map((l) => JSON.parse(l)).find((l) => l.err?.message?.includes('secret internals'))
   t.ok(logged, 'the full error is in the log')
   t.ok(logged.reqId, 'with the request id')
+  t.equal(logged.level, 50, 'as an error')
+  t.match(logged.err.stack, /\n\s+at /, 'with its stack: an unexpected 5xx keeps the whole error (a 503 does not: outage-logs.test.ts)')
 })
 
 t.test('logs: security events are recorded, secrets never are', async (t) => {

@@ -1,14 +1,16 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync
+} from 'node:fs'
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto'
 import { SignJWT } from 'jose'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, loadConfig } from '../../src/config'
 import { generateSigningJwk, parseKeySet, type AsymmetricAlg } from '../../src/signing-keys'
-import { createAsymmetricAccessTokenVerifier, importVerificationKeys } from '../../plugins/app/tokens'
-import { SERVER_ENTRY } from '../helper'
+import { createAsymmetricAccessTokenVerifier, importVerificationKeys, withLowS } from '../../plugins/app/tokens'
+import { SERVER_ENTRY, startServer } from '../helper'
 
 // JWT_ALG / JWT_KEYS_FILE (docs/api.md, "Scale-out" and "Configuration") and `npm run keys`.
 
@@ -231,6 +233,35 @@ t.test('keys rotate: a new key in front, the others kept in order; --stage, prom
   t.equal(keys('rotate', join(dir, 'nothing-here.json')).status, 1, 'a missing file')
 })
 
+t.test('keys rotate through a symlink: the link stays, its target gets the new keys (mode 0600)', async (t) => {
+  // A deployment often points the service at a link (e.g. current.json -> keys-2024.json).
+  const targetDir = join(dir, 'link-target')
+  const linkDir = join(dir, 'link-home')
+  mkdirSync(targetDir)
+  mkdirSync(linkDir)
+  const target = join(targetDir, 'keys.json')
+  t.equal(keys('generate', '--alg', 'EdDSA', '--out', target).status, 0)
+  const [first] = readKeys(target)
+  chmodSync(target, 0o640)
+  const link = join(linkDir, 'current.json')
+  symlinkSync(target, link)
+
+  const res = keys('rotate', link)
+  t.equal(res.status, 0, `rotate through the link: ${res.stderr}`)
+  t.ok(lstatSync(link).isSymbolicLink(), 'the link is still a link')
+  t.equal(readlinkSync(link), target, 'to the same target')
+  const rotated = readKeys(target)
+  t.same(rotated.map((k) => k.kid), [rotated[0].kid, first.kid], 'the target holds the new key first, then the old one')
+  t.not(rotated[0].kid, first.kid)
+  t.equal(mode(target), 0o600, 'the target is mode 0600')
+  t.same(readdirSync(linkDir), ['current.json'], 'no temporary file left beside the link')
+  t.same(readdirSync(targetDir), ['keys.json'], 'nor beside the target')
+
+  t.equal(keys('promote', link, first.kid as string).status, 0, 'promote through the link')
+  t.ok(lstatSync(link).isSymbolicLink())
+  t.same(readKeys(target).map((k) => k.kid), [first.kid, rotated[0].kid], 'written to the target')
+})
+
 t.test('the service stops at start naming the variable (built server: npm run build first)', async (t) => {
   const ed = generated.get('EdDSA')!
   const cases: Array<[Record<string, string>, string]> = [
@@ -248,6 +279,51 @@ t.test('the service stops at start naming the variable (built server: npm run bu
   }
 })
 
+t.test('a keys file readable by group or others: one warning at start naming it, its mode and chmod 600 (built server)', async (t) => {
+  const ed = generated.get('EdDSA')!
+  const target = keyFile([ed[0]])
+  const link = join(dir, 'warn-link.json')
+  symlinkSync(target, link)
+  const warned = (file: string) => loadConfig({ JWT_ALG: 'EdDSA', JWT_KEYS_FILE: file }).jwt.keysFileWarning
+
+  t.equal(warned(target), undefined, '0600: no warning')
+  for (const m of [0o640, 0o604, 0o644]) {
+    chmodSync(target, m)
+    const text = warned(target)
+    t.match(text, `is mode 0${m.toString(8)}`, `0${m.toString(8)}: a warning naming the mode`)
+    t.match(text, target, 'and the file')
+    t.match(text, 'chmod 600', 'and the fix')
+  }
+  t.match(warned(link), 'is mode 0644', 'through a symlink: the mode of its target')
+  chmodSync(target, 0o400)
+  t.equal(warned(target), undefined, '0400: no warning')
+
+  // The service itself: the line is in its log at start, once, as a warning, with no key material.
+  const started = async (m: number) => {
+    chmodSync(target, m)
+    const server = await startServer(t, { JWT_ALG: 'EdDSA', JWT_KEYS_FILE: target })
+    const deadline = Date.now() + 20_000
+    while (!server.output().includes('Server listening')) {
+      if (Date.now() > deadline) throw new Error(`no "Server listening" line: ${server.output()}`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    const out = server.output()
+    await server.stop()
+    return out
+  }
+  const loose = await started(0o644)
+  const lines = loose.split('\n').filter((line) => line.includes('chmod 600'))
+  t.equal(lines.length, 1, `0644: one warning line: ${loose}`)
+  const entry = JSON.parse(lines[0] ?? '{}') as { level?: number, msg?: string }
+  t.equal(entry.level, 40, 'at level warn')
+  t.match(entry.msg, `JWT_KEYS_FILE ${target} is mode 0644`)
+  for (const secret of privateParts([ed[0]])) t.notOk(loose.includes(secret), 'no key material in the log')
+
+  const tight = await started(0o600)
+  t.notMatch(tight, 'chmod 600', `0600: no warning: ${tight}`)
+  t.notMatch(tight, 'readable by group or others')
+})
+
 t.test('asymmetric verifier: jose on first sight, then the verified-token cache (exact text, exp re-checked)', async (t) => {
   const NOW = Math.floor(Date.now() / 1000)
   for (const alg of ALGS) {
@@ -257,10 +333,12 @@ t.test('asymmetric verifier: jose on first sight, then the verified-token cache 
     let clock = NOW
     const options = { alg, keys, issuer: 'auth-service', audience: 'auth-service', now: () => clock }
     const verify = createAsymmetricAccessTokenVerifier(options)
-    const token = await new SignJWT({ sub: 'u1', sid: 's1', jti: 'j1' })
+    const signed = await new SignJWT({ sub: 'u1', sid: 's1', jti: 'j1' })
       .setProtectedHeader({ alg, typ: 'at+jwt', kid: key.kid })
       .setIssuedAt(NOW).setExpirationTime(NOW + 60).setIssuer('auth-service').setAudience('auth-service')
       .sign(createPrivateKey({ key: jwk as never, format: 'jwk' }))
+    // ES256: jose signs high-S half the time; the verifier accepts the low-S form only.
+    const token = alg === 'ES256' ? withLowS(signed) : signed
 
     const [a, b] = [verify(token), verify(token)]
     t.ok(a instanceof Promise && b instanceof Promise, `${alg}: first sight: jose, asynchronously`)
