@@ -40,6 +40,7 @@ import { badTokens } from './lib/tokens'
 import { generateSigningJwk, parseKeySet, type AsymmetricAlg, type SigningKey } from '../src/signing-keys'
 import { dbOf, summary, type DbKind, type MemoryEntry, type Results, type Row } from './lib/report'
 import { COMMITTED_RESULTS, LATEST_RESULTS, readResults, updateReadmes } from './tables'
+import { accountsBench, accountsSummary } from './accounts'
 
 const ROOT = join(__dirname, '..')
 const SERVER_ENTRY = join(ROOT, 'dist', 'src', 'server.js')
@@ -72,6 +73,8 @@ const BCRYPT_COST = Number(process.env.BCRYPT_COST ?? 12)
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const RUN_ID = randomBytes(3).toString('hex')
 const JWT_SECRET = randomBytes(48).toString('base64url')
+// production refuses to start without it while TOTP enrolment is on (one key per run: the services share a database)
+const MFA_ENCRYPTION_KEY = randomBytes(32).toString('base64')
 const ISSUER = 'auth-service'
 const AUDIENCE = 'auth-service'
 
@@ -134,6 +137,7 @@ async function startServer (database: Database, opts: { redis: boolean, workers:
     ...(ALG === undefined ? { JWT_SECRET } : { JWT_ALG: ALG, JWT_KEYS_FILE: keysFile }),
     JWT_ISSUER: ISSUER,
     JWT_AUDIENCE: AUDIENCE,
+    MFA_ENCRYPTION_KEY,
     BCRYPT_COST: String(BCRYPT_COST),
     RATE_LIMITS: 'off',
     LOG_LEVEL: 'warn',
@@ -800,6 +804,8 @@ async function main () {
   const order = (r: Row) => (dbOf(r) === 'sqlite' ? 0 : 100) + (r.store === 'memory' ? 0 : r.name === 'ceiling' ? 30 : 10) + (r.workers - 1) * 10
   const sorted = [...rows].sort((a, b) => order(a) - order(b))
   const targets = evaluateTargets(sorted)
+  // TOTP login and the rehash's cost (bench/accounts.ts: services of its own, windows alternated), informational.
+  if (ALG === undefined) for (const [k, v] of Object.entries(accountsSummary(await accountsBench({ quick: QUICK, log })))) targets.push({ target: `accounts ${k}`, value: v, met: null })
   const elapsed = (performance.now() - T0) / 1000
   const results: Results = {
     machine: { ...info, loadavg_end: loadavg().map((x) => Number(x.toFixed(2))), elapsed_s: Number(elapsed.toFixed(1)) },
