@@ -241,6 +241,7 @@ async function main () {
       HOST: '127.0.0.1',
       DATABASE_URL: databaseUrl,
       JWT_SECRET: randomBytes(48).toString('base64url'),
+      MFA_ENCRYPTION_KEY: randomBytes(32).toString('base64'), // required in production while enrolment is on
       BCRYPT_COST: String(BCRYPT_COST),
       RATE_LIMITS: RATE_LIMITS ? 'on' : 'off',
       LOG_LEVEL: 'warn',

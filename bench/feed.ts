@@ -87,6 +87,7 @@ export async function feedBench (opts: { quick?: boolean, log?: (msg: string) =>
     HOST: '127.0.0.1',
     DATABASE_URL: `file:${join(dir, 'auth.db')}`,
     JWT_SECRET: randomBytes(48).toString('base64url'),
+    MFA_ENCRYPTION_KEY: randomBytes(32).toString('base64'), // required in production while enrolment is on
     BCRYPT_COST: '10',
     RATE_LIMITS: 'off',
     LOG_LEVEL: 'warn',

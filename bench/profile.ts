@@ -42,6 +42,7 @@ async function main () {
     PORT: String(port),
     DATABASE_URL: `file:${join(dir, 'auth.db')}`,
     JWT_SECRET: secret,
+    MFA_ENCRYPTION_KEY: randomBytes(32).toString('base64'), // required in production while enrolment is on
     RATE_LIMITS: 'off',
     LOG_LEVEL: 'warn',
     ...(redis ? { REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379', REDIS_PREFIX: `bench:profile:${randomBytes(3).toString('hex')}:` } : {})

@@ -42,6 +42,7 @@ import { dbOf, summary, type DbKind, type MemoryEntry, type Results, type Row } 
 import { verifierBench } from './verifier'
 import { COMMITTED_RESULTS, LATEST_RESULTS, readResults, updateReadmes } from './tables'
 import { feedBench, feedSummary } from './feed'
+import { accountsBench, accountsSummary } from './accounts'
 
 const ROOT = join(__dirname, '..')
 const SERVER_ENTRY = join(ROOT, 'dist', 'src', 'server.js')
@@ -74,6 +75,8 @@ const BCRYPT_COST = Number(process.env.BCRYPT_COST ?? 12)
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const RUN_ID = randomBytes(3).toString('hex')
 const JWT_SECRET = randomBytes(48).toString('base64url')
+// production refuses to start without it while TOTP enrolment is on (one key per run: the services share a database)
+const MFA_ENCRYPTION_KEY = randomBytes(32).toString('base64')
 const ISSUER = 'auth-service'
 const AUDIENCE = 'auth-service'
 
@@ -136,6 +139,7 @@ async function startServer (database: Database, opts: { redis: boolean, workers:
     ...(ALG === undefined ? { JWT_SECRET } : { JWT_ALG: ALG, JWT_KEYS_FILE: keysFile }),
     JWT_ISSUER: ISSUER,
     JWT_AUDIENCE: AUDIENCE,
+    MFA_ENCRYPTION_KEY,
     BCRYPT_COST: String(BCRYPT_COST),
     RATE_LIMITS: 'off',
     LOG_LEVEL: 'warn',
@@ -804,6 +808,8 @@ async function main () {
   const targets = evaluateTargets(sorted)
   // The revocation feed's cost (bench/feed.ts: a service of its own, windows alternated), informational.
   if (ALG === undefined) targets.push({ target: 'revocation feed', value: feedSummary(await feedBench({ quick: QUICK, log })), met: null })
+  // TOTP login and the rehash's cost (bench/accounts.ts: services of its own, windows alternated), informational.
+  if (ALG === undefined) for (const [k, v] of Object.entries(accountsSummary(await accountsBench({ quick: QUICK, log })))) targets.push({ target: `accounts ${k}`, value: v, met: null })
   const elapsed = (performance.now() - T0) / 1000
   const results: Results = {
     machine: { ...info, loadavg_end: loadavg().map((x) => Number(x.toFixed(2))), elapsed_s: Number(elapsed.toFixed(1)) },

@@ -1,7 +1,14 @@
 import fp from 'fastify-plugin'
 
 /** rows deleted, per table */
-export interface Pruned { sessions: number, revokedTokens: number, revocationLog: number, auditEvents: number }
+export interface Pruned {
+  sessions: number
+  revokedTokens: number
+  revocationLog: number
+  auditEvents: number
+  mfaChallenges: number
+  resetTokens: number
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -16,16 +23,18 @@ export default fp(async function maintenance (fastify) {
   const auditRetentionMs = fastify.config.audit.retentionDays * 86_400_000
   // A session matters until its refresh tokens expire, and until every access token it
   // issued has expired; a revocation until the tokens it covers have expired; a security
-  // event for AUDIT_RETENTION_DAYS (pruned with AUDIT_LOG=log too: rows written before stay no longer).
+  // event for AUDIT_RETENTION_DAYS (pruned with AUDIT_LOG=log too: rows written before stay no longer);
+  // an mfa challenge or a reset token until it expires (refused after that, used or not).
   fastify.decorate('pruneExpired', async (now = Date.now()) => {
     const sessions = await fastify.sessionsRepository.prune(now)
     const { revokedTokens, log: revocationLog } = await fastify.revocationsRepository.prune(now)
     const auditEvents = await fastify.auditRepository.prune(now - auditRetentionMs)
-    if (sessions + revokedTokens + revocationLog + auditEvents > 0) {
-      const counts = { sessions, revokedTokens, revocationLog, auditEvents }
+    const { mfaChallenges, resetTokens } = await fastify.accountsRepository.prune(now)
+    const counts = { sessions, revokedTokens, revocationLog, auditEvents, mfaChallenges, resetTokens }
+    if (Object.values(counts).some((n) => n > 0)) {
       fastify.log.info({ event: 'maintenance.pruned', ...counts }, 'expired rows pruned')
     }
-    return { sessions, revokedTokens, revocationLog, auditEvents }
+    return counts
   })
 
   const run = () => { fastify.pruneExpired().catch((err) => fastify.log.error({ err }, 'pruning failed')) }
@@ -34,5 +43,5 @@ export default fp(async function maintenance (fastify) {
   fastify.addHook('onClose', async () => { clearInterval(timer) })
 }, {
   name: 'maintenance',
-  dependencies: ['config', 'sessions-repository', 'revocations-repository', 'audit-repository']
+  dependencies: ['config', 'sessions-repository', 'revocations-repository', 'audit-repository', 'accounts-repository']
 })

@@ -312,6 +312,6 @@ export interface AccountsRepository {
     revoked: Revoked
   } | null>
 
-  /** Deletes expired mfa challenges and reset tokens. */
-  prune (now: number): Promise<number>
+  /** Deletes expired mfa challenges and reset tokens (used or not: past expiry neither matters); rows deleted. */
+  prune (now: number): Promise<{ mfaChallenges: number, resetTokens: number }>
 }

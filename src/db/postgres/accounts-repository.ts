@@ -229,7 +229,7 @@ export function postgresAccountsRepository (db: PostgresDb): AccountsRepository 
         now)).returning({ h: mfaChallenges.tokenHash })
       const resets = await orm.delete(passwordResetTokens).where(lt(passwordResetTokens.expiresAt, now))
         .returning({ h: passwordResetTokens.tokenHash })
-      return challenges.length + resets.length
+      return { mfaChallenges: challenges.length, resetTokens: resets.length }
     }
   }
 }

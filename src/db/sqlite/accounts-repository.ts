@@ -206,7 +206,7 @@ export function sqliteAccountsRepository ({ orm: db }: SqliteDb): AccountsReposi
     async prune (now) {
       const challenges = db.delete(mfaChallenges).where(lt(mfaChallenges.expiresAt, now)).run().changes
       const resets = db.delete(passwordResetTokens).where(lt(passwordResetTokens.expiresAt, now)).run().changes
-      return challenges + resets
+      return { mfaChallenges: challenges, resetTokens: resets }
     }
   }
 }
