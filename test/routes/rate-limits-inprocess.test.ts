@@ -26,7 +26,8 @@ t.test('while Redis is down, login is still limited, counted in this process', a
   const user = await register(app)
   await redis.stop()
   const loginFrom = (ip: string, password: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { username: user.username, password }, remoteAddress: ip })
-  for (let i = 0; i < LIMITS.loginFailuresPerIp.max; i++) {
+  // One account from one address: the account+address pair's limit is the first reached.
+  for (let i = 0; i < LIMITS.loginFailuresPerAccountIp.max; i++) {
     const res = await loginFrom('10.7.0.1', `wrong ${i}`)
     if (res.statusCode !== 401) t.fail(`failure ${i}: ${res.statusCode}`)
   }
@@ -53,7 +54,7 @@ t.test('a successful login gives its attempt back: only failures count', async (
   const app = await build(t)
   const user = await register(app)
   const loginFrom = (password: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { username: user.username, password }, remoteAddress: '10.6.0.1' })
-  for (let i = 0; i < LIMITS.loginFailuresPerIp.max - 1; i++) {
+  for (let i = 0; i < LIMITS.loginFailuresPerAccountIp.max - 1; i++) {
     const res = await loginFrom(`wrong ${i}`)
     if (res.statusCode !== 401) t.fail(`failure ${i}: ${res.statusCode}`)
   }
