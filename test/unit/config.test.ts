@@ -102,6 +102,7 @@ t.test('the secret never appears in a config error', async (t) => {
 t.test('valid values are parsed', async (t) => {
   const c = loadConfig({
     NODE_ENV: 'production',
+    MFA_ENROLMENT: 'off', // production needs MFA_ENCRYPTION_KEY while enrolment is on (test/unit/mfa-config.test.ts)
     JWT_SECRET: secret,
     PORT: '8080',
     DATABASE_URL: 'file:/tmp/x.db',

@@ -63,7 +63,7 @@ t.test('each asymmetric JWT_ALG loads its key set in order; JWT_SECRET is not us
     const keys = generated.get(alg)!
     // production with no JWT_SECRET: fine, the keys sign; a short JWT_SECRET is not even read
     for (const secret of [undefined, 'short']) {
-      const c = loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret, JWT_ALG: alg, JWT_KEYS_FILE: keyFile(keys) })
+      const c = loadConfig({ NODE_ENV: 'production', MFA_ENROLMENT: 'off', JWT_SECRET: secret, JWT_ALG: alg, JWT_KEYS_FILE: keyFile(keys) })
       t.equal(c.jwt.alg, alg)
       t.same(c.jwt.keys.map((k) => k.kid), keys.map((k) => k.kid), `${alg}: every key, the first one first`)
       t.equal(c.jwt.secret.length, 0, `${alg}: no HS256 key`)
