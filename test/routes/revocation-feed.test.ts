@@ -177,7 +177,11 @@ t.test('resume with Last-Event-ID: only what came after; a position the log does
   t.teardown(() => ahead.close())
   const snap = await ahead.next((e) => e.event === 'snapshot')
   t.equal(ahead.events[0], snap, 'a position ahead of the log: snapshot first')
-  t.equal(snap.data.position, Number(revoked[1].id))
+  // Streams connecting within a second share one snapshot, so it may predate the last rows:
+  // those then follow as revoked events, and the stream reaches the log's end either way.
+  const last = Number(revoked[1].id)
+  t.ok(snap.data.position <= last, 'the snapshot names a position the log holds')
+  if (snap.data.position < last) await ahead.next((e) => e.event === 'revoked' && Number(e.id) >= last)
 
   // Prune the first rows (their tokens expired): a consumer at a position before them gets a snapshot.
   const pruned = await app.revocationsRepository.prune(Date.now() + 3600_000)
