@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import type { FeedEntry } from '../src/blocklist'
 
 /**
- * A stand-in for the auth service's side of the wire, speaking ../shared/API.md "Revocation
+ * A stand-in for the auth service's side of the wire, speaking docs/api.md "Revocation
  * feed" to the letter: a JWKS and `GET /revocations/stream` (Bearer token, snapshot, revoked
  * events with `id:` = position, a heartbeat every `heartbeatMs`, Last-Event-ID resume). It can
  * also misbehave on purpose: stall (keep sockets open, send nothing), cut every stream, lie.
