@@ -6,6 +6,7 @@ import { buildApp } from './app'
 import { METRICS_REQUEST } from './metrics'
 import { ConfigError, loadConfig, type Config } from './config'
 import { StartError } from './errors'
+import { closeOnlyIdleSockets } from './idle-sockets'
 import { loggerOptions, prettyLogs } from './logger'
 
 /**
@@ -44,6 +45,7 @@ async function serve (config: Config) {
     keepAliveTimeout: 72_000,
     requestTimeout: 15_000
   })
+  closeOnlyIdleSockets(app.server)
   const clustered = config.workers > 1
   const metricsServer = config.metrics.port !== undefined && !clustered
     ? await serveMetrics(config, app.metricsText)

@@ -105,7 +105,15 @@ export default fp(async function metrics (fastify) {
       reply.header('www-authenticate', 'Bearer')
       return await reply.code(401).send(errorBody(401, 'Metrics need Authorization: Bearer <METRICS_TOKEN>'))
     }
-    const text = await fastify.metricsText()
+    let text: string
+    try {
+      text = await fastify.metricsText()
+    } catch {
+      // With WORKERS > 1 the primary gathers every worker's metrics within prom-client's fixed
+      // 5 s: a worker too busy to answer makes it a 503 (try the next scrape), as on METRICS_PORT.
+      const body = errorBody(503, 'Metrics unavailable: a worker did not answer in time')
+      return await reply.code(503).header('retry-after', '1').send(body)
+    }
     return await reply.header('cache-control', 'no-store').type(service.registry.contentType).send(text)
   })
 }, { name: 'metrics', dependencies: ['config', 'http'] })

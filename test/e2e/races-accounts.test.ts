@@ -29,7 +29,7 @@ async function mfaTokens (bases: string[], username: string, n: number) {
 
 t.test('accounts races, two processes', async (t) => {
   await requireRedis(t)
-  const pair = await startPair(t, { redisUrl: REDIS_URL, env: { BCRYPT_COST: '12' } })
+  const pair = await startPair(t, { redisUrl: REDIS_URL, env: { BCRYPT_COST: '12', HASHING_MAX_WAIT_MS: '600000' } })
   const bases = [pair.a.url, pair.b.url]
   const baseOf = (i: number) => bases[i % 2]
 

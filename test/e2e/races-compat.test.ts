@@ -15,7 +15,7 @@ const NEW_PASSWORD = 'an entirely new passphrase'
 t.test('F8: a compat token renewed on use is renewed once, however many copies race', async (t) => {
   await requireRedis(t)
   const databaseUrl = await testDatabase(t)
-  const { a, b } = await startPair(t, { redisUrl: REDIS_URL, databaseUrl, env: { BCRYPT_COST: '12' } })
+  const { a, b } = await startPair(t, { redisUrl: REDIS_URL, databaseUrl, env: { BCRYPT_COST: '12', HASHING_MAX_WAIT_MS: '600000' } })
   const both = (token: string) => Promise.all([me(a.url, token), me(b.url, token)])
 
   for (const n of [8, 20]) {

@@ -29,6 +29,17 @@ t.test('GET /metrics needs the METRICS_TOKEN, and does not exist without one', a
   t.equal((await without.inject({ url: '/metrics', headers: bearer(METRICS_TOKEN) })).statusCode, 404, 'off unless METRICS_TOKEN is set')
 })
 
+t.test('GET /metrics answers 503 in the error shape when the metrics cannot be gathered (a worker too busy, WORKERS > 1)', async (t) => {
+  const app = await build(t, { METRICS_TOKEN })
+  // the decorator the route reads: with WORKERS > 1 it asks the primary, which can time out
+  app.metricsText = async () => { throw new Error('Operation timed out.') }
+  const res = await app.inject({ url: '/metrics', headers: bearer(METRICS_TOKEN) })
+  t.equal(res.statusCode, 503)
+  t.equal(res.headers['retry-after'], '1')
+  t.same(Object.keys(res.json()).sort(), ['error', 'message', 'statusCode'])
+  t.notMatch(res.body, /timed out/, 'the cause is not echoed')
+})
+
 t.test('requests are timed only when the metrics can be read (METRICS_TOKEN or METRICS_PORT): the hook costs protected reads', async (t) => {
   const series = /^http_requests_total\{[^}]*route="\/health\/live"[^}]*\} (\d+)$/m
   const off = await build(t)
