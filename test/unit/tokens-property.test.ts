@@ -26,7 +26,7 @@ const fastAt = (clockTimestamp: number) => createVerifier({
   algorithms: ['HS256'],
   allowedIss: ISS,
   allowedAud: AUD,
-  // as plugins/external/jwt.ts configures @fastify/jwt's verifier
+  // the claims every access token carries (src/tokens/claims.ts)
   requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp', 'iss', 'aud'],
   complete: true,
   clockTimestamp,
