@@ -16,7 +16,7 @@ export const RESET_TOKEN_TTL = 900
  * to every instance, then answered.
  */
 export interface Admin {
-  /** onRequest hook, after requireUser: the token's user holds the admin role now (read from the database), or 403 */
+  /** onRequest hook, after authenticate: the token's user holds the admin role now (read from the database), or 403 */
   requireAdmin: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
   disable (id: string, actorId: string, ctx: RequestContext): Promise<AccountRecord>
   enable (id: string, actorId: string, ctx: RequestContext): Promise<AccountRecord>

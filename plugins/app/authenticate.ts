@@ -8,7 +8,18 @@ import { InvalidTokenError, UserGoneError } from '../../src/errors'
 
 type Hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 
-/** A token given some other way (a body), checked as the three hooks check a bearer token. */
+/** How the authenticate hook says no. */
+export interface AuthenticateOptions {
+  /**
+   * 'direct' (the default): a 401 in the service API's error shape, sent by the hook itself
+   * (saying no is a hot path). 'error-handler': an InvalidTokenError passed to the route's
+   * error handler, for routes with an error shape of their own (the compat routes).
+   * Either way the answer carries `WWW-Authenticate: Bearer`.
+   */
+  answer?: 'direct' | 'error-handler'
+}
+
+/** A token given some other way (a body), checked as the authenticate hook checks a bearer token. */
 export interface ResolvedToken {
   claims: AccessClaims
   profile: UserProfile
@@ -17,32 +28,20 @@ export interface ResolvedToken {
 declare module 'fastify' {
   interface FastifyInstance {
     /**
-     * onRequest hook: a valid access token in `Authorization: Bearer`, or 401 in the
-     * service API's error shape (sent directly: saying no is a hot path). Sets request.auth.
+     * The onRequest hook of every protected route: a valid access token in
+     * `Authorization: Bearer` (sets request.auth), whose jti and sid are not revoked (one
+     * store round trip; 503 when the store cannot say), of a user that still exists (sets
+     * request.profile); otherwise 401, answered as `opts.answer` says. On onRequest, so that
+     * a revoked token is refused before its body is even read, as a forged one is.
      */
-    authenticate: Hook
-    /**
-     * onRequest hook, after `authenticate`: the token's jti and sid are not revoked (one store
-     * round trip), or 401/503. On onRequest, so that a revoked token is refused before its
-     * body is even read, as a forged one is.
-     */
-    checkRevocation: Hook
-    /** onRequest hook, after `checkRevocation`: the token's user still exists, or 401. Sets request.profile. */
-    requireUser: Hook
-    /**
-     * The same three hooks for routes with an error shape of their own (the compat routes):
-     * they pass an InvalidTokenError to the route's error handler instead of answering.
-     */
-    authenticateToErrorHandler: Hook
-    checkRevocationToErrorHandler: Hook
-    requireUserToErrorHandler: Hook
-    /** The three checks on a token given some other way (a body): throws InvalidTokenError or a 503. */
+    authenticate (opts?: AuthenticateOptions): Hook
+    /** The same checks on a token given some other way (a body): throws InvalidTokenError or a 503. */
     resolveAccessToken (token: string | undefined): Promise<ResolvedToken>
   }
   interface FastifyRequest {
     /** the verified access token's claims, set by `authenticate` */
     auth: AccessClaims | null
-    /** the token's user, set by `requireUser` */
+    /** the token's user, set by `authenticate` */
     profile: UserProfile | null
   }
 }
@@ -53,6 +52,12 @@ export const INVALID_TOKEN = 'Invalid or expired token'
 export const REVOKED_TOKEN = 'Token has been revoked'
 export const USER_GONE = new UserGoneError().message
 
+/** Where the check leaves what it found: the request, or a holder for a token from a body. */
+interface Found { auth: AccessClaims | null, profile: UserProfile | null }
+type Done = (err?: Error) => void
+/** Says no with one of the messages above; `reply` is null for a token from a body. */
+type Refuse = (reply: FastifyReply | null, done: Done, message: string) => void
+
 export default fp(async function authenticate (fastify) {
   const { tokens, revocationStore: store, usersRepository: users, metrics } = fastify
   // Refusals by reason: malformed, bad_signature and expired are counted by the verifier.
@@ -62,87 +67,102 @@ export default fp(async function authenticate (fastify) {
   fastify.decorateRequest('auth', null)
   fastify.decorateRequest('profile', null)
 
-  // Callback-style hooks: on the hot path they cost no promise when the answer is at hand
-  // (for verification always with HS256, and for tokens already verified with the others;
-  // for the blocklist with the memory store).
-  // The service API's 401 bodies, built once (serialised by the route's 401 schema).
-  const messages = [MISSING_TOKEN, NOT_BEARER, INVALID_TOKEN, REVOKED_TOKEN, USER_GONE]
-  const bodies = new Map(messages.map((m) => [m, Object.freeze(errorBody(401, m))]))
-
-  const makeHooks = (direct: boolean) => {
-    const reject = (reply: FastifyReply, done: HookHandlerDoneFunction, message: string) => {
-      reply.header('www-authenticate', 'Bearer')
-      if (direct) reply.code(401).send(bodies.get(message))
-      else done(new InvalidTokenError(message))
-    }
-    const authenticateHook: Hook = function (request, reply, done) {
-      const token = bearerToken(request)
+  /**
+   * The one token check, callback-style: on the hot path it costs no promise when the answer
+   * is at hand (for verification always with HS256, and for tokens already verified with the
+   * others; for the blocklist with the memory store). Calls `done()` with `found` filled in,
+   * `done(err)` when something failed (a 503 from the store), or `refuse` once.
+   */
+  const makeCheck = (refuse: Refuse) => {
+    function check (
+      found: Found, reply: FastifyReply | null, done: Done, token: string | undefined, missingAs: string
+    ) {
       const claims = token === undefined ? null : tokens.verifyAccessToken(token)
       if (claims === null) {
         if (token === undefined) {
           missing.inc()
-          // A header without the scheme ("<token>", "Token <token>") says so: not "invalid".
-          return reject(reply, done, request.headers.authorization === undefined ? MISSING_TOKEN : NOT_BEARER)
+          return refuse(reply, done, missingAs)
         }
-        return reject(reply, done, INVALID_TOKEN)
+        return refuse(reply, done, INVALID_TOKEN)
       }
       if (claims instanceof Promise) {
         // An asymmetric JWT_ALG's first sight of a token (jose verifies asynchronously).
         claims.then((verified) => {
-          if (verified === null) return reject(reply, done, INVALID_TOKEN)
-          request.auth = verified
-          done()
+          if (verified === null) return refuse(reply, done, INVALID_TOKEN)
+          notRevoked(found, reply, done, verified)
         }, done)
         return
       }
-      request.auth = claims
-      done()
+      notRevoked(found, reply, done, claims)
     }
-    const checkRevocationHook: Hook = function (request, reply, done) {
-      const claims = request.auth as AccessClaims
-      const answer = store.isRevoked(claims.jti, claims.sid)
-      if (answer === false) return done()
+    function notRevoked (found: Found, reply: FastifyReply | null, done: Done, claims: AccessClaims) {
+      found.auth = claims
+      let answer
+      try {
+        answer = store.isRevoked(claims.jti, claims.sid)
+      } catch (err) {
+        return done(err as Error) // the store cannot say: fail closed (503)
+      }
+      if (answer === false) return userExists(found, reply, done, claims)
       if (answer === true) {
         revoked.inc()
-        return reject(reply, done, REVOKED_TOKEN)
+        return refuse(reply, done, REVOKED_TOKEN)
       }
       answer.then((isRevoked) => {
-        if (!isRevoked) return done()
+        if (!isRevoked) return userExists(found, reply, done, claims)
         revoked.inc()
-        reject(reply, done, REVOKED_TOKEN)
+        refuse(reply, done, REVOKED_TOKEN)
       }, done)
     }
     // The one place that asks whether the token's user still exists (the profile is cached
     // per process for a second, and the routes that show it use request.profile).
-    const requireUserHook: Hook = function (request, reply, done) {
-      users.findProfile((request.auth as AccessClaims).sub).then((profile) => {
-        if (profile === undefined) return reject(reply, done, USER_GONE)
-        request.profile = profile
+    function userExists (found: Found, reply: FastifyReply | null, done: Done, claims: AccessClaims) {
+      users.findProfile(claims.sub).then((profile) => {
+        if (profile === undefined) return refuse(reply, done, USER_GONE)
+        found.profile = profile
         done()
       }, done)
     }
-    return { authenticateHook, checkRevocationHook, requireUserHook }
+    return check
   }
 
-  const direct = makeHooks(true)
-  const viaErrorHandler = makeHooks(false)
-  fastify.decorate('authenticate', direct.authenticateHook)
-  fastify.decorate('checkRevocation', direct.checkRevocationHook)
-  fastify.decorate('requireUser', direct.requireUserHook)
-  fastify.decorate('authenticateToErrorHandler', viaErrorHandler.authenticateHook)
-  fastify.decorate('checkRevocationToErrorHandler', viaErrorHandler.checkRevocationHook)
-  fastify.decorate('requireUserToErrorHandler', viaErrorHandler.requireUserHook)
+  // The service API's 401 bodies, built once (serialised by the route's 401 schema).
+  const messages = [MISSING_TOKEN, NOT_BEARER, INVALID_TOKEN, REVOKED_TOKEN, USER_GONE]
+  const bodies = new Map(messages.map((m) => [m, Object.freeze(errorBody(401, m))]))
 
-  fastify.decorate('resolveAccessToken', async function (token: string | undefined): Promise<ResolvedToken> {
-    if (token === undefined) missing.inc()
-    const claims = token === undefined ? null : await tokens.verifyAccessToken(token)
-    if (claims === null) throw new InvalidTokenError()
-    if (await store.isRevoked(claims.jti, claims.sid)) {
-      revoked.inc()
-      throw new InvalidTokenError(REVOKED_TOKEN)
+  const hookOf = (refuse: Refuse): Hook => {
+    const check = makeCheck(refuse)
+    return function authenticateHook (request, reply, done) {
+      const token = bearerToken(request)
+      // A header without the scheme ("<token>", "Token <token>") says so: not "missing".
+      const missingAs = request.headers.authorization === undefined ? MISSING_TOKEN : NOT_BEARER
+      check(request, reply, done, token, missingAs)
     }
-    const profile = await users.findProfile(claims.sub)
-    if (profile === undefined) throw new UserGoneError()
-    return { claims, profile }
+  }
+  const hooks = {
+    direct: hookOf((reply, _done, message) => {
+      (reply as FastifyReply).header('www-authenticate', 'Bearer').code(401).send(bodies.get(message))
+    }),
+    'error-handler': hookOf((reply, done, message) => {
+      (reply as FastifyReply).header('www-authenticate', 'Bearer')
+      done(new InvalidTokenError(message))
+    })
+  }
+  fastify.decorate('authenticate', (opts?: AuthenticateOptions) => hooks[opts?.answer ?? 'direct'])
+
+  // A token from a body: the same check, answered with the errors the callers catch.
+  const checkBodyToken = makeCheck((_reply, done, message) => {
+    done(message === USER_GONE
+      ? new UserGoneError()
+      : message === REVOKED_TOKEN ? new InvalidTokenError(REVOKED_TOKEN) : new InvalidTokenError())
+  })
+  fastify.decorate('resolveAccessToken', function (token: string | undefined): Promise<ResolvedToken> {
+    return new Promise((resolve, reject) => {
+      const found: Found = { auth: null, profile: null }
+      checkBodyToken(found, null, (err) => {
+        if (err === undefined) resolve({ claims: found.auth!, profile: found.profile! })
+        else reject(err)
+      }, token, INVALID_TOKEN)
+    })
   })
 }, { name: 'authenticate', dependencies: ['tokens', 'revocation-store', 'users-repository', 'http', 'metrics'] })

@@ -3,13 +3,12 @@ import jwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import type { FastifyInstance } from 'fastify'
 
 /**
- * @fastify/jwt (fast-jwt) signs the access tokens of an asymmetric JWT_ALG (EdDSA, ES256,
- * RS256) with the first key of JWT_KEYS_FILE, its `kid` in the header, `typ: at+jwt`, our
- * `iss`/`aud`. HS256 tokens are signed by plugins/app/tokens.ts itself, over the header
- * constant its verifier requires (see there why); the plugin then holds the HS256 key but
- * signs nothing. It verifies nothing either: every token is verified by plugins/app/tokens.ts
- * (HS256 on node:crypto, the others with jose), so no `verify` options are given here and
- * request.jwtVerify() is not used anywhere.
+ * @fastify/jwt (fast-jwt) signs every access token (plugins/app/tokens.ts calls
+ * `fastify.jwt.sign`): HS256 with JWT_SECRET, or an asymmetric JWT_ALG (EdDSA, ES256, RS256)
+ * with the first key of JWT_KEYS_FILE, its `kid` in the header; always `typ: at+jwt`, our
+ * `iss`/`aud` and `exp` = iat + ACCESS_TOKEN_TTL. It verifies nothing: every token is verified
+ * by src/tokens/ (HS256 on node:crypto, the others with jose; see there why), so no `verify`
+ * options are given here and request.jwtVerify() is not used anywhere.
  */
 export const autoConfig = (fastify: FastifyInstance): FastifyJWTOptions => {
   const { jwt: cfg, accessTokenTtl } = fastify.config

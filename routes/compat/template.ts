@@ -18,11 +18,7 @@ const template: FastifyPluginAsyncTypebox = async (fastify) => {
   const { accounts, sessions } = fastify
   fastify.setErrorHandler(seedErrorHandler('msg'))
   // The token whole (signature, blocklist, user), on request; refusals in the {msg} shape.
-  const bearerAuth = [
-    fastify.authenticateToErrorHandler,
-    fastify.checkRevocationToErrorHandler,
-    fastify.requireUserToErrorHandler
-  ]
+  const bearerAuth = fastify.authenticate({ answer: 'error-handler' })
 
   fastify.post('/register', {
     schema: {

@@ -4,7 +4,5 @@ import type { FastifyInstance } from 'fastify'
 // against the blocklist, its user loaded (request.profile), all on request, before a body is
 // read. Scoped to this folder; public routes never pass through here.
 export default async function usersAutohooks (fastify: FastifyInstance) {
-  fastify.addHook('onRequest', fastify.authenticate)
-  fastify.addHook('onRequest', fastify.checkRevocation)
-  fastify.addHook('onRequest', fastify.requireUser)
+  fastify.addHook('onRequest', fastify.authenticate())
 }

@@ -7,7 +7,8 @@ import { CompactSign, createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JSO
 import { bearer, build, login, newUser, PASSWORD, startServer, TEST_SECRET, uniqueName, type App } from '../helper'
 import { b64, forge, parts } from '../jwt-forge'
 import { generateSigningJwk, type AsymmetricAlg } from '../../src/signing-keys'
-import { ACCESS_TOKEN_HEADER, withLowS } from '../../plugins/app/tokens'
+import { ACCESS_TOKEN_HEADER } from '../../src/tokens/hs256-verifier'
+import { withLowS } from '../../src/tokens/es256-low-s'
 
 // docs/api.md, "Scale-out", "Keys other services verify": tokens signed with the first key of
 // JWT_KEYS_FILE, verified with any key of it, published at /.well-known/jwks.json, and every

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { build, bearer, login, newUser, TEST_SECRET } from '../helper'
 import { b64, forge, GOOD_HEADER, hmac, parts } from '../jwt-forge'
+import { ACCESS_TOKEN_HEADER } from '../../src/tokens/hs256-verifier'
 
 // docs/api.md "What every verifier checks", over HTTP: every forged or damaged token is a 401 (never a 5xx),
 // on the route protected by the autohook and on the route that opts in (logout).
@@ -92,6 +93,19 @@ t.test('revocation: a revoked jti and a revoked sid are refused at once', async 
   const afterLogout = app.tokens.signAccessToken(u.id, claims.sid)
   t.equal((await app.inject({ url: '/users/me', headers: bearer(afterLogout.token) })).statusCode, 401, 'any token of a revoked sid, even one minted later')
   t.equal((await app.inject({ url: '/users/me', headers: sibling.auth })).statusCode, 200)
+})
+
+t.test('one signing path: access tokens are what @fastify/jwt signs, over the header the verifier pins', async (t) => {
+  const app = await build(t)
+  const iat = Math.floor(Date.now() / 1000)
+  const sub = '00000000-0000-4000-8000-00000000000a'
+  const sid = '00000000-0000-4000-8000-00000000000b'
+  const signed = app.tokens.signAccessToken(sub, sid, iat)
+  t.equal(signed.token, app.jwt.sign({ sub, sid, jti: signed.jti, iat }), 'the same text as fastify.jwt.sign gives')
+  t.equal(parts(signed.token).h, ACCESS_TOKEN_HEADER, 'the header the HS256 verifier requires')
+  t.same(parts(signed.token).header, GOOD_HEADER)
+  t.equal(signed.exp, iat + app.config.accessTokenTtl, 'exp = iat + TTL')
+  t.same(await app.tokens.verifyAccessToken(signed.token), { sub, sid, jti: signed.jti, iat, exp: signed.exp }, 'and it verifies')
 })
 
 t.test('a token whose user no longer exists is 401 on every protected route', async (t) => {

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, loadConfig } from '../../src/config'
 import { generateSigningJwk, parseKeySet, type AsymmetricAlg } from '../../src/signing-keys'
-import { createAsymmetricAccessTokenVerifier, importVerificationKeys, withLowS } from '../../plugins/app/tokens'
+import { createAsymmetricAccessTokenVerifier, importVerificationKeys } from '../../src/tokens/asymmetric-verifier'
+import { withLowS } from '../../src/tokens/es256-low-s'
 import { SERVER_ENTRY, startServer } from '../helper'
 
 // JWT_ALG / JWT_KEYS_FILE (docs/api.md, "Scale-out" and "Configuration") and `npm run keys`.

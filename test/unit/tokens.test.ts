@@ -1,7 +1,8 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { createVerifier } from 'fast-jwt'
-import { ACCESS_TOKEN_HEADER, createAccessTokenVerifier, hashRefreshToken, newRefreshToken } from '../../plugins/app/tokens'
+import { ACCESS_TOKEN_HEADER, createAccessTokenVerifier } from '../../src/tokens/hs256-verifier'
+import { hashRefreshToken, newRefreshToken } from '../../src/tokens/refresh-tokens'
 import { b64, claims, forge, GOOD_HEADER, hmac } from '../jwt-forge'
 
 const secret = randomBytes(32)
