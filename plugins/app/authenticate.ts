@@ -145,4 +145,4 @@ export default fp(async function authenticate (fastify) {
     if (profile === undefined) throw new UserGoneError()
     return { claims, profile }
   })
-}, { name: 'authenticate', dependencies: ['tokens', 'revocation-store', 'users-repository', 'http', 'metrics'] })
+}, { name: 'authenticate', dependencies: ['tokens', 'revocation-store', 'repositories', 'http', 'metrics'] })

@@ -2,7 +2,7 @@ import type { RevocationEntry, RevocationLog, Revoked } from '../revocation/cont
 
 /**
  * What the application asks of the database, whatever the dialect. Each dialect implements
- * these in src/db/<dialect>/*-repository.ts; plugins/app/*-repository.ts picks one by
+ * these in src/db/<dialect>/*-repository.ts; plugins/app/repositories.ts picks one by
  * `config.database.kind`, so routes and app plugins never learn which it is.
  */
 

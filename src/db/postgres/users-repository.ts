@@ -12,7 +12,7 @@ import { sessions, users } from './schema'
  * (DELETE) hold it until they commit, and a login takes it FOR SHARE before it inserts its
  * session (sessions-repository.ts), so the three never interleave. Uniqueness of names is
  * the unique index's job: a racing registration gets 23505, answered as UsernameTakenError.
- * findProfile is uncached here (plugins/app/users-repository.ts puts the cache in front).
+ * findProfile is uncached here (plugins/app/repositories.ts puts the cache in front).
  */
 export function postgresUsersRepository (db: PostgresDb): UsersRepository {
   const { orm } = db

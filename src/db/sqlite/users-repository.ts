@@ -9,7 +9,7 @@ import { sessions, users } from './schema'
 /**
  * SQLite has one writer at a time: every write transaction here is BEGIN IMMEDIATE, so
  * each runs alone, and a check inside one holds until its commit. findProfile is uncached
- * here (plugins/app/users-repository.ts puts the cache in front).
+ * here (plugins/app/repositories.ts puts the cache in front).
  */
 /**
  * Consumes a renewal with the change it came with, and logs it; throwing rolls the change
