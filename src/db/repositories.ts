@@ -151,11 +151,6 @@ export interface SessionsRepository {
  */
 export interface RevocationsRepository extends RevocationLog {
   /**
-   * Revokes one access token (and logs it), once: false when it was already revoked. That
-   * makes a token renewed on use consumable by exactly one request.
-   */
-  revokeToken (r: { jti: string, sessionId: string, expiresAt: number, now: number }): Promise<boolean>
-  /**
    * The session's access tokens revoked (renewed, mostly) since `since`: how many, and when
    * the earliest of them was. Bounds what one session can add to the blocklist.
    */

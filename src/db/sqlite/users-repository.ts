@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { and, eq, gt, isNull, sql } from 'drizzle-orm'
 import { InvalidTokenError, UsernameTakenError } from '../../errors'
 import { usernameKey, type Renewal, type UsersRepository } from '../repositories'
+import { newUserRecord } from '../shared'
 import { isUniqueViolation, type SqliteDb } from './client'
 import { appendToLog, consumeToken, revokeSessionsOfUser, type Writer } from './revocation-log'
 import { sessions, users } from './schema'
@@ -53,16 +54,7 @@ export function sqliteUsersRepository ({ orm: db }: SqliteDb): UsersRepository {
         if (isUniqueViolation(err)) throw new UsernameTakenError()
         throw err
       }
-      return {
-        id: row.id,
-        username,
-        passwordHash,
-        credentialVersion: 0,
-        createdAt: now,
-        updatedAt: now,
-        disabled: false,
-        mfaEnabled: false
-      }
+      return newUserRecord(row.id, username, passwordHash, now)
     },
     async findById (id) {
       return byId.get({ id })
