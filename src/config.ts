@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
 import { Type, type Static } from '@sinclair/typebox'
-import { Value } from '@sinclair/typebox/value'
+import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value'
 import {
   isJwtAlg, JWT_ALGS, KeyFileError, keysFileModeWarning, readKeySet, type JwtAlg, type SigningKey
 } from './signing-keys'
@@ -11,7 +11,8 @@ import {
  * nothing else in the service reads `process.env`.
  */
 const Bool = Type.Union([Type.Literal('true'), Type.Literal('false')])
-const Int = (min: number, max: number) => Type.String({ pattern: '^[0-9]+$', minimum: min, maximum: max })
+/** A whole number within bounds: written as digits only (loadConfig reads those as numbers). */
+const Int = (min: number, max: number) => Type.Integer({ minimum: min, maximum: max })
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
@@ -120,19 +121,19 @@ export class ConfigError extends Error {
   }
 }
 
-function intOf (env: Env, name: keyof Env, fallback: number): number {
-  const raw = env[name]
-  if (raw === undefined || raw === '') return fallback
-  const schema = EnvSchema.properties[name] as { minimum?: number, maximum?: number }
-  const n = Number(raw)
-  if (!Number.isSafeInteger(n) || !/^[0-9]+$/.test(raw)) throw new ConfigError(name, 'must be a whole number')
-  if (schema.minimum !== undefined && n < schema.minimum) {
-    throw new ConfigError(name, `must be at least ${schema.minimum}`)
+/** The variables the schema types as whole numbers (Int). */
+const INT_VARIABLES = Object.entries(EnvSchema.properties)
+  .filter(([, schema]) => schema.type === 'integer').map(([name]) => name)
+
+/** What the schema's first complaint means, in the words of this service's other config errors. */
+function reasonOf (error: ValueError): string {
+  const { minimum, maximum } = error.schema as { minimum?: number, maximum?: number }
+  switch (error.type) {
+    case ValueErrorType.Integer: return 'must be a whole number'
+    case ValueErrorType.IntegerMinimum: return `must be at least ${minimum}`
+    case ValueErrorType.IntegerMaximum: return `must be at most ${maximum}`
+    default: return `is invalid: ${error.message}`
   }
-  if (schema.maximum !== undefined && n > schema.maximum) {
-    throw new ConfigError(name, `must be at most ${schema.maximum}`)
-  }
-  return n
 }
 
 /** The database when DATABASE_URL is unset. */
@@ -219,15 +220,21 @@ function parseTrustProxy (raw: string | undefined): Config['trustProxy'] {
  */
 export function loadConfig (source: Record<string, string | undefined> = process.env): Config {
   // Only our variables, and empty strings count as unset (as in most .env tooling).
-  const env: Record<string, string> = {}
+  const env: Record<string, string | number> = {}
   for (const key of Object.keys(EnvSchema.properties)) {
     const value = source[key]
     if (value !== undefined && value !== '') env[key] = value
   }
+  // Digits only make a number; anything else ('1.5', '-5', '1e3', '0x10') stays a string,
+  // which the schema refuses as not a whole number.
+  for (const key of INT_VARIABLES) {
+    const value = env[key]
+    if (typeof value === 'string' && /^[0-9]+$/.test(value)) env[key] = Number(value)
+  }
   if (!Value.Check(EnvSchema, env)) {
     const first = Value.Errors(EnvSchema, env).First()
     const variable = first ? first.path.replace(/^\//, '') : 'environment'
-    throw new ConfigError(variable, `is invalid: ${first?.message ?? 'unknown error'}`)
+    throw new ConfigError(variable, first === undefined ? 'is invalid' : reasonOf(first))
   }
   const e = env as Env
   const production = e.NODE_ENV === 'production'
@@ -268,13 +275,13 @@ export function loadConfig (source: Record<string, string | undefined> = process
     ephemeralSecret = true
   }
 
-  const accessTokenTtl = intOf(e, 'ACCESS_TOKEN_TTL', 900)
-  const refreshTokenTtl = intOf(e, 'REFRESH_TOKEN_TTL', 2592000)
+  const accessTokenTtl = e.ACCESS_TOKEN_TTL ?? 900
+  const refreshTokenTtl = e.REFRESH_TOKEN_TTL ?? 2592000
   if (refreshTokenTtl < accessTokenTtl) {
     throw new ConfigError('REFRESH_TOKEN_TTL', 'must not be shorter than ACCESS_TOKEN_TTL')
   }
 
-  const workers = intOf(e, 'WORKERS', 1)
+  const workers = e.WORKERS ?? 1
   if (workers > 1 && e.REDIS_URL === undefined) {
     throw new ConfigError('WORKERS',
       'above 1 needs REDIS_URL: an in-process revocation store cannot be shared between processes')
@@ -299,10 +306,10 @@ export function loadConfig (source: Record<string, string | undefined> = process
 
   return {
     production,
-    port: intOf(e, 'PORT', 3000),
+    port: e.PORT ?? 3000,
     host: e.HOST ?? '127.0.0.1',
-    database: parseDatabaseUrl(e.DATABASE_URL ?? DEFAULT_DATABASE_URL, intOf(e, 'DATABASE_POOL_SIZE', 10),
-      intOf(e, 'DATABASE_START_WAIT_MS', 30_000)),
+    database: parseDatabaseUrl(e.DATABASE_URL ?? DEFAULT_DATABASE_URL, e.DATABASE_POOL_SIZE ?? 10,
+      e.DATABASE_START_WAIT_MS ?? 30_000),
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX ?? 'auth:',
     jwt: {
@@ -316,21 +323,21 @@ export function loadConfig (source: Record<string, string | undefined> = process
     },
     accessTokenTtl,
     refreshTokenTtl,
-    bcryptCost: intOf(e, 'BCRYPT_COST', 12),
+    bcryptCost: e.BCRYPT_COST ?? 12,
     compatRoutes: (e.COMPAT_ROUTES ?? 'true') === 'true',
     corsOrigin: parseCors(e.CORS_ORIGIN),
     rateLimits: (e.RATE_LIMITS ?? 'on') === 'on',
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL ?? 'info',
-    audit: { table: e.AUDIT_LOG === 'table', retentionDays: intOf(e, 'AUDIT_RETENTION_DAYS', 90) },
-    hashingMaxWaitMs: intOf(e, 'HASHING_MAX_WAIT_MS', 2000),
+    audit: { table: e.AUDIT_LOG === 'table', retentionDays: e.AUDIT_RETENTION_DAYS ?? 90 },
+    hashingMaxWaitMs: e.HASHING_MAX_WAIT_MS ?? 2000,
     workers,
     metrics: {
       token: e.METRICS_TOKEN,
-      port: e.METRICS_PORT === undefined ? undefined : intOf(e, 'METRICS_PORT', 0),
+      port: e.METRICS_PORT,
       host: e.METRICS_HOST ?? '127.0.0.1'
     },
-    shutdownDrainMs: intOf(e, 'SHUTDOWN_DRAIN_MS', 1000),
+    shutdownDrainMs: e.SHUTDOWN_DRAIN_MS ?? 1000,
     revocationFeedToken: e.REVOCATION_FEED_TOKEN,
     mfa: { key: mfaKey, ephemeralKey: ephemeralMfaKey, enrolment: mfaEnrolment, issuer: e.MFA_ISSUER ?? 'auth-service' }
   }

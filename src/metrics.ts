@@ -12,8 +12,12 @@ export type RefreshOutcome = 'rotated' | 'reuse_detected' | 'invalid'
 /** What the service reports to Prometheus (GET /metrics). Every name is documented in docs/operations.md. */
 export interface ServiceMetrics {
   readonly registry: Registry
-  /** the metrics read from their sources at scrape time */
-  readonly scraped: Array<Gauge | Counter>
+  /**
+   * Gives a metric source (MetricSources) to the metrics read at scrape time: the plugin
+   * that owns the state registers it when it loads. Until then those metrics report nothing
+   * (the hashing queue depth: 0).
+   */
+  setSource<K extends keyof MetricSources> (name: K, read: MetricSources[K]): void
   readonly requestDuration: Histogram<'method' | 'route' | 'status_code'>
   readonly requests: Counter<'method' | 'route' | 'status_code'>
   readonly logins: Counter<'outcome'>
@@ -26,7 +30,7 @@ export interface ServiceMetrics {
   readonly databaseErrors: Counter
 }
 
-/** Read at scrape time: state that lives elsewhere (the hashing queue, the revocation store). */
+/** Read at scrape time: state that lives in other plugins (the hashing queue, the revocation store). */
 export interface MetricSources {
   hashingQueueDepth: () => number
   revocationStore: () => {
@@ -43,58 +47,69 @@ export interface MetricSources {
  * keeps one child per route and status (see plugins/app/metrics.ts). With WORKERS=N each
  * metric says how the primary adds up the workers' values (`aggregator`).
  */
-export function createMetrics (sources: MetricSources): ServiceMetrics {
+export function createMetrics (): ServiceMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
 
-  const store = () => sources.revocationStore()
-  // Gauges and counters whose values live elsewhere: each reads its source at scrape time.
-  const scraped = [new Gauge({
+  const sources: Partial<MetricSources> = {}
+  const store = () => sources.revocationStore?.()
+  // Gauges and counters whose values live elsewhere: each reads its source at scrape time
+  // (reset first: no source yet, no value). Only the registry holds them.
+  const readAtScrape = [new Gauge({
     name: 'auth_revocation_replica_trusted',
     help: '1 while the revocation store answers from trusted memory (always 1 for the in-process store); ' +
       'with WORKERS=N, the lowest of the workers',
-    registers,
+    registers: [],
     aggregator: 'min',
-    collect () { this.set(store().trusted ? 1 : 0) }
+    collect () {
+      this.reset()
+      const status = store()
+      if (status !== undefined) this.set(status.trusted ? 1 : 0)
+    }
   }), new Gauge({
     name: 'auth_revocation_replica_lease_age_seconds',
     help: 'age of the last heartbeat proof of the Redis replica (0 with the in-process store); ' +
       'with WORKERS=N, the oldest',
-    registers,
+    registers: [],
     aggregator: 'max',
     collect () {
-      const age = store().leaseAgeSeconds
-      if (age === null) this.reset()
-      else this.set(age)
+      this.reset()
+      const age = store()?.leaseAgeSeconds
+      if (age !== undefined && age !== null) this.set(age)
     }
   }), new Gauge({
     name: 'auth_revocation_store_info',
     help: 'the kind of revocation store in use (label kind), always 1',
     labelNames: ['kind'],
-    registers,
+    registers: [],
     aggregator: 'max',
-    collect () { this.reset(); this.set({ kind: store().kind }, 1) }
+    collect () {
+      this.reset()
+      const status = store()
+      if (status !== undefined) this.set({ kind: status.kind }, 1)
+    }
   }), new Counter({
     name: 'auth_revocation_store_rebuilds_total',
     help: 'times the revocation store was (re)loaded from the database',
-    registers,
-    collect () { this.reset(); this.inc(store().rebuilds) }
+    registers: [],
+    collect () { this.reset(); this.inc(store()?.rebuilds ?? 0) }
   }), new Counter({
     name: 'auth_redis_errors_total',
     help: 'Redis commands of the revocation store that failed (outages, timeouts)',
-    registers,
-    collect () { this.reset(); this.inc(store().redisErrors) }
+    registers: [],
+    collect () { this.reset(); this.inc(store()?.redisErrors ?? 0) }
   }), new Gauge({
     name: 'auth_password_hashing_queue_depth',
     help: 'password hashing jobs queued or running',
-    registers,
-    collect () { this.set(sources.hashingQueueDepth()) }
+    registers: [],
+    collect () { this.set(sources.hashingQueueDepth?.() ?? 0) }
   })]
+  for (const metric of readAtScrape) registry.registerMetric(metric)
 
   return {
     registry,
-    scraped,
+    setSource (name, read) { sources[name] = read },
     requestDuration: new Histogram({
       name: 'http_request_duration_seconds',
       help: 'time to answer a request, by route (its pattern) and status',

@@ -1,8 +1,7 @@
 import fp from 'fastify-plugin'
 import type { RequestContext } from '../../src/request-context'
 import type { TokenPair } from '../../src/schemas/tokens'
-import type { UserRecord } from './users-repository'
-import type { Renewal } from './sessions-repository'
+import type { Renewal, UserRecord } from '../../src/db/repositories'
 import { randomBytes } from 'node:crypto'
 import bcrypt from 'bcrypt'
 import { isCommonPassword } from '../../src/security/password-policy'
@@ -343,6 +342,6 @@ export default fp(async function accounts (fastify) {
   fastify.decorate('accounts', service)
 }, {
   name: 'accounts',
-  dependencies: ['config', 'passwords', 'users-repository', 'accounts-repository', 'sessions', 'rate-limits',
-    'metrics', 'audit', 'mfa']
+  dependencies: ['config', 'passwords', 'repositories', 'sessions', 'rate-limits', 'metrics', 'audit', 'mfa',
+    'revocation-store']
 })

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { RequestContext } from '../../src/request-context'
-import type { AccountRecord } from './accounts-repository'
+import type { AccountRecord } from '../../src/db/repositories'
 import { AdminRequiredError, UserNotFoundError } from '../../src/errors'
 import { hashOpaqueToken } from './mfa'
 
@@ -97,4 +97,4 @@ export default fp(async function admin (fastify) {
     }
   }
   fastify.decorate('admin', service)
-}, { name: 'admin', dependencies: ['accounts-repository', 'sessions', 'audit', 'revocation-store', 'accounts', 'mfa'] })
+}, { name: 'admin', dependencies: ['repositories', 'sessions', 'audit', 'revocation-store', 'accounts', 'mfa'] })

@@ -121,4 +121,4 @@ export default fp(async function audit (fastify) {
     }
   }
   fastify.decorate('audit', service)
-}, { name: 'audit', dependencies: ['config', 'audit-repository', 'metrics'] })
+}, { name: 'audit', dependencies: ['config', 'repositories', 'metrics'] })

@@ -165,4 +165,4 @@ export default fp(async function authenticate (fastify) {
       }, token, INVALID_TOKEN)
     })
   })
-}, { name: 'authenticate', dependencies: ['tokens', 'revocation-store', 'users-repository', 'http', 'metrics'] })
+}, { name: 'authenticate', dependencies: ['tokens', 'revocation-store', 'repositories', 'http', 'metrics'] })

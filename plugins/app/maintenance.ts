@@ -43,5 +43,5 @@ export default fp(async function maintenance (fastify) {
   fastify.addHook('onClose', async () => { clearInterval(timer) })
 }, {
   name: 'maintenance',
-  dependencies: ['config', 'sessions-repository', 'revocations-repository', 'audit-repository', 'accounts-repository']
+  dependencies: ['config', 'repositories']
 })

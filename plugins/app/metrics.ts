@@ -43,11 +43,8 @@ function fromPrimary (): Promise<string> {
  */
 export default fp(async function metrics (fastify) {
   const { workers, metrics: options } = fastify.config
-  const service = createMetrics({
-    // Read at scrape time; these plugins load after this one.
-    hashingQueueDepth: () => fastify.passwords?.queueDepth() ?? 0,
-    revocationStore: () => fastify.revocationStore.status()
-  })
+  // The plugins that own state read at scrape time give their sources (service.setSource).
+  const service = createMetrics()
   fastify.decorate('metrics', service)
   const clustered = workers > 1 && cluster.isWorker
   if (clustered) {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import { Secret } from 'otpauth'
 import type { RequestContext } from '../../src/request-context'
-import type { MfaProof } from './accounts-repository'
+import type { MfaProof } from '../../src/db/repositories'
 import { secretBox, type SecretBox } from '../../src/security/secret-box'
 import { matchTotp, newTotpSecret, otpauthUri } from '../../src/security/totp'
 import {
@@ -139,6 +139,5 @@ export default fp(async function mfa (fastify) {
   fastify.decorate('mfa', service)
 }, {
   name: 'mfa',
-  dependencies: ['config', 'accounts-repository', 'users-repository', 'passwords', 'audit',
-    'revocation-store', 'metrics']
+  dependencies: ['config', 'repositories', 'passwords', 'audit', 'revocation-store', 'metrics']
 })

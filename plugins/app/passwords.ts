@@ -31,14 +31,9 @@ export interface Passwords {
   capacity (): number
 }
 
-/** bcrypt's own async API (libuv's threadpool); the service uses the low-priority pool. */
-const libuvBcrypt: Pick<BcryptEngine, 'hash' | 'compare'> = {
-  hash: async (data, cost) => await bcrypt.hash(data, cost),
-  compare: async (data, hash) => await bcrypt.compare(data, hash)
-}
-
 export interface PasswordsOptions {
-  engine?: Pick<BcryptEngine, 'hash' | 'compare'> & { stats?: () => { inFlight: number, capacity?: number } }
+  /** where bcrypt runs: the service's low-priority pool (src/security/bcrypt-pool.ts) */
+  engine: Pick<BcryptEngine, 'hash' | 'compare'> & { stats?: () => { inFlight: number, capacity?: number } }
   log?: FastifyBaseLogger
   metrics?: ServiceMetrics
 }
@@ -46,7 +41,7 @@ export interface PasswordsOptions {
 export function createPasswords (
   cost: number,
   dummyHash: string,
-  { engine = libuvBcrypt, log, metrics }: PasswordsOptions = {}
+  { engine, log, metrics }: PasswordsOptions
 ): Passwords {
   // One line per dropped job: the work a flood of impatient clients did not cost.
   const noteFailure = (op: 'hash' | 'verify') => (err: unknown): never => {
@@ -92,5 +87,7 @@ export default fp(async function passwords (fastify) {
   const dummyHash = await bcrypt.hash(randomBytes(16).toString('base64'), fastify.config.bcryptCost)
   pool.compare(randomBytes(16).toString('base64'), dummyHash).catch(() => {})
   const options = { engine: pool, log: fastify.log, metrics: fastify.metrics }
-  fastify.decorate('passwords', createPasswords(fastify.config.bcryptCost, dummyHash, options))
+  const service = createPasswords(fastify.config.bcryptCost, dummyHash, options)
+  fastify.decorate('passwords', service)
+  fastify.metrics.setSource('hashingQueueDepth', () => service.queueDepth())
 }, { name: 'passwords', dependencies: ['config', 'metrics'] })

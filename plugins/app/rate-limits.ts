@@ -48,7 +48,6 @@ export interface PasswordAttempt {
 }
 
 export interface RateLimits {
-  readonly enabled: boolean
   /**
    * Counts one password check before any hashing, atomically, against every limit that
    * applies; throws RateLimitedError (429) when one is spent. Follow it with exactly one of
@@ -83,7 +82,6 @@ declare module 'fastify' {
 }
 
 const DISABLED: RateLimits = {
-  enabled: false,
   async checkPassword () {},
   async succeeded () {},
   async cancelled () {},
@@ -202,7 +200,6 @@ export default fp(async function rateLimits (fastify) {
   const accountSlots = concurrencyCap(() => Math.min(perAccount, share()), pressed)
 
   const service: RateLimits = {
-    enabled: true,
     async checkPassword (attempt) {
       const counters = await countersOf(attempt)
       const done: Array<[RateLimiterAbstract, string]> = []

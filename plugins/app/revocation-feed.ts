@@ -94,5 +94,5 @@ export default fp(async function revocationFeed (fastify) {
   fastify.addHook('onClose', async () => { subscriber?.disconnect() })
 }, {
   name: 'revocation-feed',
-  dependencies: ['config', 'redis', 'revocations-repository', 'revocation-feed-repository']
+  dependencies: ['config', 'redis', 'repositories']
 })

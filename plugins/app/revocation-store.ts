@@ -35,5 +35,6 @@ export default fp(async function revocationStore (fastify) {
   await store.rebuild()
 
   fastify.decorate('revocationStore', store)
+  fastify.metrics.setSource('revocationStore', () => store.status())
   fastify.addHook('onClose', async () => { store.close() })
-}, { name: 'revocation-store', dependencies: ['config', 'redis', 'revocations-repository'] })
+}, { name: 'revocation-store', dependencies: ['config', 'redis', 'repositories', 'metrics'] })

@@ -4,7 +4,7 @@ import type { TokenPair } from '../../src/schemas/tokens'
 import type { RequestContext } from '../../src/request-context'
 import { InvalidTokenError, RateLimitedError } from '../../src/errors'
 import type { AccessClaims, SignedAccessToken } from './tokens'
-import type { Renewal, SessionRecord } from './sessions-repository'
+import type { Renewal, SessionRecord } from '../../src/db/repositories'
 
 /**
  * Compat renewals (seed 000: GET/PUT /user, POST /validate_token) per session in any
@@ -59,7 +59,6 @@ export interface Sessions {
    * something before renewing calls it first, so that a refusal changes nothing.
    */
   checkRenewalLimit (claims: AccessClaims): Promise<void>
-  revokeAccessToken (claims: AccessClaims): Promise<void>
   /** false: no such session */
   revoke (sessionId: string, reason: RevokeReason): Promise<boolean>
   /** answers how many sessions were revoked by this call */
@@ -164,15 +163,6 @@ export default fp(async function sessions (fastify) {
 
     prepareRenewal: async (claims) => await prepareRenewal(claims),
 
-    async revokeAccessToken (claims) {
-      await store.ping()
-      const now = Date.now()
-      const until = claims.exp * 1000
-      await revocationsRepository.revokeToken({ jti: claims.jti, sessionId: claims.sid, expiresAt: until, now })
-      // published even when it was revoked already: a repeat repairs a lost publish
-      await store.revoke([{ kind: 'jti', id: claims.jti, until }])
-    },
-
     async revoke (sessionId, reason) {
       await store.ping()
       const revoked = await repo.revoke(sessionId, reason, Date.now())
@@ -197,6 +187,6 @@ export default fp(async function sessions (fastify) {
 }, {
   name: 'sessions',
   dependencies: [
-    'config', 'tokens', 'sessions-repository', 'revocations-repository', 'revocation-store', 'metrics', 'audit'
+    'config', 'tokens', 'repositories', 'revocation-store', 'metrics', 'audit'
   ]
 })

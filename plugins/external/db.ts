@@ -8,8 +8,8 @@ export type Db = SqliteDb | PostgresDb
 declare module 'fastify' {
   interface FastifyInstance {
     /**
-     * drizzle over better-sqlite3 or node-postgres; only the repository plugins
-     * (plugins/app/*-repository.ts) use it
+     * drizzle over better-sqlite3 or node-postgres; only the repositories plugin
+     * (plugins/app/repositories.ts) use it
      */
     db: Db
     /** true when the database answers a trivial query (for /health) */

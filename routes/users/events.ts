@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { BearerSecurity, errors } from '../../src/schemas/common'
 import { SecurityEventPage, SecurityEventQuery, type SecurityEvent } from '../../src/schemas/audit'
 
-import type { AuditCursor, AuditRecord } from '../../plugins/app/audit-repository'
+import type { AuditCursor, AuditRecord } from '../../src/db/repositories'
 
 const DEFAULT_LIMIT = 20
 

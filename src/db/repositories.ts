@@ -2,7 +2,7 @@ import type { RevocationEntry, RevocationLog, Revoked } from '../revocation/cont
 
 /**
  * What the application asks of the database, whatever the dialect. Each dialect implements
- * these in src/db/<dialect>/*-repository.ts; plugins/app/*-repository.ts picks one by
+ * these in src/db/<dialect>/*-repository.ts; plugins/app/repositories.ts picks one by
  * `config.database.kind`, so routes and app plugins never learn which it is.
  */
 
@@ -150,11 +150,6 @@ export interface SessionsRepository {
  * for single revoked access tokens (by jti), each kept until the token's own expiry.
  */
 export interface RevocationsRepository extends RevocationLog {
-  /**
-   * Revokes one access token (and logs it), once: false when it was already revoked. That
-   * makes a token renewed on use consumable by exactly one request.
-   */
-  revokeToken (r: { jti: string, sessionId: string, expiresAt: number, now: number }): Promise<boolean>
   /**
    * The session's access tokens revoked (renewed, mostly) since `since`: how many, and when
    * the earliest of them was. Bounds what one session can add to the blocklist.

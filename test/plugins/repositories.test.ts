@@ -22,6 +22,11 @@ async function newSession (app: App, userId: string, credentialVersion = 0) {
   return { id, refresh, created }
 }
 
+/** Revokes one access token as the service does, by consuming it in a renewal (its log row): false when consumed already. */
+async function consume (app: App, sessionId: string, jti: string, now: number) {
+  return await app.sessionsRepository.renew({ jti, sessionId, tokenExpiresAt: now + hour, accessExpiresAt: now + 60_000, now }) !== null
+}
+
 for (const dialect of ['sqlite', 'postgres'] as const) {
   t.test(dialect, async (t) => {
     const url = dialect === 'postgres' ? await createPostgresDatabase(t) : ':memory:'
@@ -89,6 +94,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const start = await revocations.loadAll(Date.now())
       const now = Date.now()
       const jtis = Array.from({ length: 40 }, () => randomUUID())
+      // a session each: the appends contend on the log alone, not on a session's row
+      const owner = await users.create(uniqueName(), HASH)
+      const sessionOf = new Map<string, string>()
+      for (const jti of jtis) sessionOf.set(jti, (await newSession(app, owner.id)).id)
       const seen: string[] = []
       let position = start.position
       let done = false
@@ -102,12 +111,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
           if (finished) return
         }
       })()
-      const results = await Promise.all(jtis.map((jti) => revocations.revokeToken({ jti, sessionId: 'sid', expiresAt: now + hour, now })))
+      const results = await Promise.all(jtis.map((jti) => consume(app, sessionOf.get(jti)!, jti, now)))
       done = true
       await reader
       t.same(results, jtis.map(() => true))
       t.same([...seen].sort(), [...jtis].sort(), 'every row read, once')
-      t.equal(await revocations.revokeToken({ jti: jtis[0], sessionId: 'sid', expiresAt: now + hour, now }), false, 'a token is revoked once')
+      t.equal(await consume(app, sessionOf.get(jtis[0])!, jtis[0], now), false, 'a token is revoked once')
       const all = await revocations.loadAll(now)
       t.equal(all.position, position, 'loadAll covers exactly the rows read')
       t.ok(jtis.every((jti) => all.entries.some((e) => e.id === jti)))
@@ -155,7 +164,9 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       // `other` appends (seq N) and stays uncommitted; then the service appends (seq N+1).
       await other.query('BEGIN')
       await appendToLog(drizzle({ client: other }), [{ kind: 'jti', id: 'held-back', until: now + hour }], now)
-      const later = track(revocations.revokeToken({ jti: 'after-it', sessionId: 'sid', expiresAt: now + hour, now }))
+      const u = await users.create(uniqueName(), HASH)
+      const s = await newSession(app, u.id)
+      const later = track(consume(app, s.id, 'after-it', now))
       await waitFor(async () => later.settled || (await waiting()) >= 1)
       const first = await revocations.since(position, now)
       t.same(first.entries, [], 'nothing after N is visible while N is uncommitted')

@@ -22,7 +22,7 @@ t.test('revocations survive a restart of the service (memory store, same databas
   t.equal((await first.inject({ method: 'POST', url: '/auth/logout', headers: loggedOut.auth })).statusCode, 204)
   t.equal((await first.inject({ method: 'DELETE', url: '/users/me', headers: deleted.auth })).statusCode, 204)
   t.equal((await first.inject({ method: 'POST', url: '/auth/logout', headers: everywhere.auth, payload: { scope: 'all' } })).statusCode, 204)
-  await first.sessions.revokeAccessToken((await first.tokens.verifyAccessToken(renewed.tokens.access_token))!)
+  await first.sessions.renewAccessToken((await first.tokens.verifyAccessToken(renewed.tokens.access_token))!)
   await first.close()
 
   const second = await build(t, env)
@@ -137,8 +137,7 @@ t.test('database unavailable: 503 in the contract shape, never a bypass', async 
   const app = await build(t)
   const u = await newUser(app)
   // the connection is gone (PostgreSQL: the pool; a server down or hung: test/e2e/postgres.test.ts)
-  if (app.db.kind === 'sqlite') app.db.client.close()
-  else await app.db.pool.end()
+  await app.db.close()
   for (const [method, url, payload] of [
     ['POST', '/auth/login', { username: u.username, password: PASSWORD }],
     ['POST', '/auth/register', { username: `${u.username}_x`, password: PASSWORD }],

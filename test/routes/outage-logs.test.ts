@@ -54,8 +54,7 @@ t.test('revocation store down (a real Redis, stopped): each 503 logs one line, n
 t.test('database down: each 503 logs one line naming the driver\'s reason, no stack (service and compat routes)', async (t) => {
   const { app, request } = await withLogs(t, {})
   const u = await newUser(app)
-  if (app.db.kind === 'sqlite') app.db.client.close()
-  else await app.db.pool.end()
+  await app.db.close()
 
   const login = await request({ method: 'POST', url: '/auth/login', payload: { username: u.username, password: PASSWORD } })
   oneLineWithoutStack(t, login, 'Database unavailable')

@@ -1,7 +1,7 @@
 import { and, eq, gt, isNull, lt, or, sql } from 'drizzle-orm'
-import type { AccountRecord, AccountsRepository, MfaProof } from '../repositories'
+import type { AccountsRepository, MfaProof } from '../repositories'
 import { usernameKey } from '../repositories'
-import { likePrefix, toRoles } from '../sqlite/accounts-repository'
+import { likePrefix, toAccount, toRoles } from '../shared'
 import type { PgOrm, PostgresDb } from './client'
 import { revokeSessionsOfUser } from './revocation-log'
 import { mfaChallenges, mfaRecoveryCodes, passwordResetTokens, users } from './schema'
@@ -25,17 +25,6 @@ export function postgresAccountsRepository (db: PostgresDb): AccountsRepository 
     mfaEnabled: users.mfaEnabled,
     lastLoginAt: users.lastLoginAt
   }
-  const toAccount = (r: Pick<typeof users.$inferSelect, keyof typeof columns>): AccountRecord => ({
-    id: r.id,
-    username: r.username,
-    usernameKey: r.usernameKey,
-    createdAt: r.createdAt,
-    updatedAt: r.updatedAt,
-    roles: toRoles(r.roles),
-    disabled: r.disabledAt !== null,
-    mfaEnabled: r.mfaEnabled,
-    lastLoginAt: r.lastLoginAt
-  })
   const find = async (id: string) => {
     const [row] = await orm.select(columns).from(users).where(eq(users.id, id))
     return row === undefined ? undefined : toAccount(row)

@@ -12,7 +12,6 @@ export type PgOrm = NodePgDatabase
 export interface PostgresDb {
   kind: 'postgres'
   orm: PgOrm
-  pool: pg.Pool
   /**
    * Runs `fn` in one transaction on one connection (READ COMMITTED unless `begin` says
    * otherwise). Commits what `fn` returns; rolls back when it throws.
@@ -163,7 +162,6 @@ export function openPostgres (url: string, poolSize: number, log: FastifyBaseLog
   return {
     kind: 'postgres',
     orm,
-    pool,
     async transaction (fn, begin = 'BEGIN') {
       const client = await pool.connect()
       let discard: Error | undefined

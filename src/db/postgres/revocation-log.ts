@@ -1,6 +1,7 @@
 import { and, eq, gt, isNotNull, isNull, ne, sql, type SQL } from 'drizzle-orm'
 import type { RevocationEntry, Revoked } from '../../revocation/contract'
 import type { Renewal } from '../repositories'
+import { revocationOf, sessionEntries } from '../shared'
 import { LOCKS, type PgOrm } from './client'
 import { revocationLog, revokedTokens, sessions } from './schema'
 
@@ -25,26 +26,31 @@ export async function appendToLog (tx: PgOrm, entries: RevocationEntry[], now: n
 }
 
 /**
- * Revokes the user's live sessions (all, or all but one) and logs them, in the caller's
- * transaction, which must hold the user's row lock (so that no login adds a session
- * meanwhile, and two of these never update the same rows in different orders). Answers
- * the entries to publish: the sessions revoked now, and those already revoked whose tokens
- * are still alive, so that repeating a revocation whose publish was lost reaches every
- * instance.
+ * Revokes the live sessions of `scope` and logs them (appendToLog, last), in the caller's
+ * transaction. The UPDATE's condition is re-checked after any wait for a row: one
+ * revocation wins each session. Answers as src/db/shared.ts says (revocationOf).
+ */
+export async function revokeSessions (tx: PgOrm, scope: SQL[], reason: string, now: number): Promise<Revoked> {
+  const revokedNow = await tx.update(sessions).set({ revokedAt: now, revokedReason: reason })
+    .where(and(...scope, isNull(sessions.revokedAt)))
+    .returning({ id: sessions.id, until: sessions.accessExpiresAt })
+  const revoked = await tx.select({ id: sessions.id, until: sessions.accessExpiresAt }).from(sessions)
+    .where(and(...scope, isNotNull(sessions.revokedAt), gt(sessions.accessExpiresAt, now)))
+  await appendToLog(tx, sessionEntries(revokedNow), now)
+  return revocationOf(revokedNow, revoked, now)
+}
+
+/**
+ * Revokes the user's live sessions (all, or all but one): revokeSessions, in a transaction
+ * that must hold the user's row lock (so that no login adds a session meanwhile, and two of
+ * these never update the same rows in different orders).
  */
 export async function revokeSessionsOfUser (
   tx: PgOrm, userId: string, reason: string, now: number, exceptId?: string
 ): Promise<Revoked> {
   const scope: SQL[] = [eq(sessions.userId, userId)]
   if (exceptId !== undefined) scope.push(ne(sessions.id, exceptId))
-  const revoked = await tx.update(sessions).set({ revokedAt: now, revokedReason: reason })
-    .where(and(...scope, isNull(sessions.revokedAt)))
-    .returning({ id: sessions.id, until: sessions.accessExpiresAt })
-  const all = await tx.select({ id: sessions.id, until: sessions.accessExpiresAt }).from(sessions)
-    .where(and(...scope, isNotNull(sessions.revokedAt), gt(sessions.accessExpiresAt, now)))
-  await appendToLog(tx, revoked.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until })), now)
-  const entries = all.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until }))
-  return { entries, count: revoked.length }
+  return await revokeSessions(tx, scope, reason, now)
 }
 
 /**

@@ -2,7 +2,6 @@ import { and, count, eq, gt, lt, min, sql } from 'drizzle-orm'
 import type { RevocationEntry } from '../../revocation/contract'
 import type { RevocationsRepository } from '../repositories'
 import type { PostgresDb } from './client'
-import { appendToLog } from './revocation-log'
 import { revocationLog, revokedTokens } from './schema'
 
 type Row = { seq: number, kind: 'jti' | 'sid', id: string, until: number }
@@ -37,17 +36,6 @@ export function postgresRevocationsRepository (db: PostgresDb): RevocationsRepos
     async since (position, now) {
       const rows = await after.execute({ position })
       return { entries: live(rows, now), position: rows.length > 0 ? rows[rows.length - 1].seq : position }
-    },
-    async revokeToken (r) {
-      return db.transaction(async (tx) => {
-        const inserted = await tx.insert(revokedTokens)
-          .values({ jti: r.jti, sessionId: r.sessionId, expiresAt: r.expiresAt, revokedAt: r.now })
-          .onConflictDoNothing()
-          .returning({ jti: revokedTokens.jti })
-        if (inserted.length === 0) return false
-        await appendToLog(tx, [{ kind: 'jti', id: r.jti, until: r.expiresAt }], r.now)
-        return true
-      })
     },
     async revokedSince (sessionId, since) {
       const [row] = await orm.select({ count: count(), earliest: min(revokedTokens.revokedAt) }).from(revokedTokens)

@@ -1,8 +1,7 @@
 import { and, asc, eq, gt, isNotNull, isNull, lt, or, sql } from 'drizzle-orm'
-import type { RevocationEntry } from '../../revocation/contract'
 import type { SessionsRepository } from '../repositories'
 import type { PostgresDb } from './client'
-import { appendToLog, consumeToken, revokeSessionsOfUser } from './revocation-log'
+import { appendToLog, consumeToken, revokeSessions, revokeSessionsOfUser } from './revocation-log'
 import { refreshTokens, sessions, users } from './schema'
 
 /**
@@ -105,21 +104,8 @@ export function postgresSessionsRepository (db: PostgresDb): SessionsRepository 
     },
 
     async revoke (id, reason, now) {
-      return db.transaction(async (tx) => {
-        // The UPDATE's condition is re-checked after any wait for the row: one revocation wins.
-        const revoked = await tx.update(sessions).set({ revokedAt: now, revokedReason: reason })
-          .where(and(eq(sessions.id, id), isNull(sessions.revokedAt)))
-          .returning({ until: sessions.accessExpiresAt })
-        const entries = revoked.map((r): RevocationEntry => ({ kind: 'sid', id, until: r.until }))
-        if (entries.length > 0) {
-          await appendToLog(tx, entries, now)
-          return { entries, count: entries.length }
-        }
-        // Already revoked: answered again, for publishing again.
-        const [earlier] = await tx.select({ until: sessions.accessExpiresAt }).from(sessions)
-          .where(and(eq(sessions.id, id), isNotNull(sessions.revokedAt), gt(sessions.accessExpiresAt, now)))
-        return { entries: earlier === undefined ? [] : [{ kind: 'sid' as const, id, until: earlier.until }], count: 0 }
-      })
+      // Already revoked: answered again, for publishing again.
+      return await db.transaction(async (tx) => await revokeSessions(tx, [eq(sessions.id, id)], reason, now))
     },
 
     async revokeAllOfUser (userId, reason, now, exceptId) {

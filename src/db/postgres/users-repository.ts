@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { and, eq, gt, isNull, sql } from 'drizzle-orm'
 import { InvalidTokenError, UsernameTakenError } from '../../errors'
 import { usernameKey, type Renewal, type UsersRepository } from '../repositories'
+import { newUserRecord } from '../shared'
 import { isUniqueViolation, type PgOrm, type PostgresDb } from './client'
 import { appendToLog, consumeToken, revokeSessionsOfUser } from './revocation-log'
 import { sessions, users } from './schema'
@@ -12,7 +13,7 @@ import { sessions, users } from './schema'
  * (DELETE) hold it until they commit, and a login takes it FOR SHARE before it inserts its
  * session (sessions-repository.ts), so the three never interleave. Uniqueness of names is
  * the unique index's job: a racing registration gets 23505, answered as UsernameTakenError.
- * findProfile is uncached here (plugins/app/users-repository.ts puts the cache in front).
+ * findProfile is uncached here (plugins/app/repositories.ts puts the cache in front).
  */
 export function postgresUsersRepository (db: PostgresDb): UsersRepository {
   const { orm } = db
@@ -51,16 +52,7 @@ export function postgresUsersRepository (db: PostgresDb): UsersRepository {
         id: randomUUID(), username, usernameKey: usernameKey(username), passwordHash, createdAt: now, updatedAt: now
       }
       await orm.insert(users).values(row).catch((err) => { throw taken(err) })
-      return {
-        id: row.id,
-        username,
-        passwordHash,
-        credentialVersion: 0,
-        createdAt: now,
-        updatedAt: now,
-        disabled: false,
-        mfaEnabled: false
-      }
+      return newUserRecord(row.id, username, passwordHash, now)
     },
     async findById (id) {
       return (await byId.execute({ id }))[0]

@@ -1,14 +1,10 @@
 import { and, asc, eq, gt, isNull, lt, or, sql } from 'drizzle-orm'
-import type { AccountRecord, AccountsRepository } from '../repositories'
+import type { AccountsRepository } from '../repositories'
 import { usernameKey } from '../repositories'
+import { likePrefix, toAccount, toRoles } from '../shared'
 import type { SqliteDb } from './client'
 import { revokeSessionsOfUser } from './revocation-log'
 import { mfaChallenges, mfaRecoveryCodes, passwordResetTokens, users } from './schema'
-
-/** LIKE's wildcards (and its escape) in a username prefix, matched literally. */
-export const likePrefix = (prefix: string) => `${usernameKey(prefix).replace(/[\\%_]/g, (c) => `\\${c}`)}%`
-
-export const toRoles = (roles: string) => roles.split(' ').filter(Boolean)
 
 /** Accounts on SQLite: every write transaction is BEGIN IMMEDIATE (one writer at a time). */
 export function sqliteAccountsRepository ({ orm: db }: SqliteDb): AccountsRepository {
@@ -23,17 +19,6 @@ export function sqliteAccountsRepository ({ orm: db }: SqliteDb): AccountsReposi
     mfaEnabled: users.mfaEnabled,
     lastLoginAt: users.lastLoginAt
   }
-  const toAccount = (r: Pick<typeof users.$inferSelect, keyof typeof columns>): AccountRecord => ({
-    id: r.id,
-    username: r.username,
-    usernameKey: r.usernameKey,
-    createdAt: r.createdAt,
-    updatedAt: r.updatedAt,
-    roles: toRoles(r.roles),
-    disabled: r.disabledAt !== null,
-    mfaEnabled: r.mfaEnabled,
-    lastLoginAt: r.lastLoginAt
-  })
   const find = (id: string) => {
     const row = db.select(columns).from(users).where(eq(users.id, id)).get()
     return row === undefined ? undefined : toAccount(row)

@@ -1,5 +1,6 @@
-import { and, desc, eq, lt, lte, or } from 'drizzle-orm'
+import { and, desc, eq, lt } from 'drizzle-orm'
 import type { AuditRepository } from '../repositories'
+import { olderThan } from '../shared'
 import type { SqliteDb } from './client'
 import { auditEvents } from './schema'
 
@@ -11,13 +12,7 @@ export function sqliteAuditRepository ({ orm: db }: SqliteDb): AuditRepository {
     },
 
     async listForUser (userId, limit, before) {
-      const older = before === undefined
-        ? undefined
-        // created_at <= c bounds the index range; the OR only sorts out the ties at c
-        : and(
-          lte(auditEvents.createdAt, before.createdAt),
-          or(lt(auditEvents.createdAt, before.createdAt), lt(auditEvents.id, before.id))
-        )
+      const older = olderThan(auditEvents.createdAt, auditEvents.id, before)
       return db.select().from(auditEvents)
         .where(and(eq(auditEvents.userId, userId), older))
         .orderBy(desc(auditEvents.createdAt), desc(auditEvents.id))

@@ -2,6 +2,7 @@ import { and, eq, gt, isNotNull, isNull, ne, sql, type SQL } from 'drizzle-orm'
 import type { BaseSQLiteDatabase } from 'drizzle-orm/sqlite-core'
 import type { RevocationEntry, Revoked } from '../../revocation/contract'
 import type { Renewal } from '../repositories'
+import { revocationOf, sessionEntries, type SessionUntil } from '../shared'
 import { revocationLog, revokedTokens, sessions } from './schema'
 
 /** A database or a transaction: the helpers below run inside the caller's transaction. */
@@ -17,26 +18,28 @@ export function appendToLog (tx: Writer, entries: RevocationEntry[], now: number
 }
 
 /**
- * Revokes the user's live sessions (all, or all but one) and logs them, in the caller's
- * transaction. Answers the entries to publish: the sessions revoked now, and those already
- * revoked whose tokens are still alive, so that repeating a revocation whose publish was
- * lost reaches every instance.
+ * Revokes the live sessions of `scope` and logs them, in the caller's transaction. Answers
+ * as src/db/shared.ts says (revocationOf).
  */
+export function revokeSessions (tx: Writer, scope: SQL[], reason: string, now: number): Revoked {
+  const revokedNow = tx.update(sessions).set({ revokedAt: now, revokedReason: reason })
+    .where(and(...scope, isNull(sessions.revokedAt)))
+    .returning({ id: sessions.id, until: sessions.accessExpiresAt })
+    .all() as SessionUntil[]
+  appendToLog(tx, sessionEntries(revokedNow), now)
+  const revoked = tx.select({ id: sessions.id, until: sessions.accessExpiresAt }).from(sessions)
+    .where(and(...scope, isNotNull(sessions.revokedAt), gt(sessions.accessExpiresAt, now)))
+    .all() as SessionUntil[]
+  return revocationOf(revokedNow, revoked, now)
+}
+
+/** Revokes the user's live sessions (all, or all but one): revokeSessions. */
 export function revokeSessionsOfUser (
   tx: Writer, userId: string, reason: string, now: number, exceptId?: string
 ): Revoked {
   const scope: SQL[] = [eq(sessions.userId, userId)]
   if (exceptId !== undefined) scope.push(ne(sessions.id, exceptId))
-  const revoked = tx.update(sessions).set({ revokedAt: now, revokedReason: reason })
-    .where(and(...scope, isNull(sessions.revokedAt)))
-    .returning({ id: sessions.id, until: sessions.accessExpiresAt })
-    .all() as Array<{ id: string, until: number }>
-  appendToLog(tx, revoked.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until })), now)
-  const all = tx.select({ id: sessions.id, until: sessions.accessExpiresAt }).from(sessions)
-    .where(and(...scope, isNotNull(sessions.revokedAt), gt(sessions.accessExpiresAt, now)))
-    .all() as Array<{ id: string, until: number }>
-  const entries = all.map((s): RevocationEntry => ({ kind: 'sid', id: s.id, until: s.until }))
-  return { entries, count: revoked.length }
+  return revokeSessions(tx, scope, reason, now)
 }
 
 /**

@@ -2,7 +2,6 @@ import { and, count, eq, gt, lt, min, sql } from 'drizzle-orm'
 import type { RevocationEntry } from '../../revocation/contract'
 import type { RevocationsRepository } from '../repositories'
 import type { SqliteDb } from './client'
-import { appendToLog } from './revocation-log'
 import { revocationLog, revokedTokens } from './schema'
 
 export function sqliteRevocationsRepository ({ orm: db }: SqliteDb): RevocationsRepository {
@@ -35,16 +34,6 @@ export function sqliteRevocationsRepository ({ orm: db }: SqliteDb): Revocations
         const last = rows.length > 0 ? rows[rows.length - 1].seq : Math.max(position, lastSeq.get()?.seq ?? 0)
         return { entries: toEntries(rows), position: last }
       })
-    },
-    async revokeToken (r) {
-      return db.transaction((tx) => {
-        const inserted = tx.insert(revokedTokens)
-          .values({ jti: r.jti, sessionId: r.sessionId, expiresAt: r.expiresAt, revokedAt: r.now })
-          .onConflictDoNothing()
-          .run().changes > 0
-        if (inserted) appendToLog(tx, [{ kind: 'jti', id: r.jti, until: r.expiresAt }], r.now)
-        return inserted
-      }, { behavior: 'immediate' })
     },
     async revokedSince (sessionId, since) {
       const row = db.select({ count: count(), earliest: min(revokedTokens.revokedAt) }).from(revokedTokens)

@@ -1,8 +1,7 @@
 import { and, asc, eq, gt, isNotNull, isNull, lt, or, sql } from 'drizzle-orm'
-import type { RevocationEntry } from '../../revocation/contract'
 import type { RotateResult, SessionsRepository } from '../repositories'
 import type { SqliteDb } from './client'
-import { appendToLog, consumeToken, revokeSessionsOfUser } from './revocation-log'
+import { appendToLog, consumeToken, revokeSessions, revokeSessionsOfUser } from './revocation-log'
 import { refreshTokens, sessions, users } from './schema'
 
 /** Sessions on SQLite: every write transaction is BEGIN IMMEDIATE (one writer at a time). */
@@ -104,18 +103,8 @@ export function sqliteSessionsRepository ({ orm: db, client }: SqliteDb): Sessio
     },
 
     async revoke (id, reason, now) {
-      return db.transaction((tx) => {
-        const revoked = tx.update(sessions).set({ revokedAt: now, revokedReason: reason })
-          .where(and(eq(sessions.id, id), isNull(sessions.revokedAt)))
-          .returning({ until: sessions.accessExpiresAt }).all()
-        const entries = revoked.map((r): RevocationEntry => ({ kind: 'sid', id, until: r.until }))
-        appendToLog(tx, entries, now)
-        if (entries.length > 0) return { entries, count: entries.length }
-        // Already revoked: answered again, for publishing again.
-        const earlier = tx.select({ until: sessions.accessExpiresAt }).from(sessions)
-          .where(and(eq(sessions.id, id), isNotNull(sessions.revokedAt), gt(sessions.accessExpiresAt, now))).get()
-        return { entries: earlier === undefined ? [] : [{ kind: 'sid' as const, id, until: earlier.until }], count: 0 }
-      }, { behavior: 'immediate' })
+      // Already revoked: answered again, for publishing again.
+      return db.transaction((tx) => revokeSessions(tx, [eq(sessions.id, id)], reason, now), { behavior: 'immediate' })
     },
 
     async revokeAllOfUser (userId, reason, now, exceptId) {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { and, eq, gt, isNull, sql } from 'drizzle-orm'
 import { InvalidTokenError, UsernameTakenError } from '../../errors'
 import { usernameKey, type Renewal, type UsersRepository } from '../repositories'
+import { newUserRecord } from '../shared'
 import { isUniqueViolation, type SqliteDb } from './client'
 import { appendToLog, consumeToken, revokeSessionsOfUser, type Writer } from './revocation-log'
 import { sessions, users } from './schema'
@@ -9,7 +10,7 @@ import { sessions, users } from './schema'
 /**
  * SQLite has one writer at a time: every write transaction here is BEGIN IMMEDIATE, so
  * each runs alone, and a check inside one holds until its commit. findProfile is uncached
- * here (plugins/app/users-repository.ts puts the cache in front).
+ * here (plugins/app/repositories.ts puts the cache in front).
  */
 /**
  * Consumes a renewal with the change it came with, and logs it; throwing rolls the change
@@ -53,16 +54,7 @@ export function sqliteUsersRepository ({ orm: db }: SqliteDb): UsersRepository {
         if (isUniqueViolation(err)) throw new UsernameTakenError()
         throw err
       }
-      return {
-        id: row.id,
-        username,
-        passwordHash,
-        credentialVersion: 0,
-        createdAt: now,
-        updatedAt: now,
-        disabled: false,
-        mfaEnabled: false
-      }
+      return newUserRecord(row.id, username, passwordHash, now)
     },
     async findById (id) {
       return byId.get({ id })
