@@ -9,7 +9,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { RevocationEntry, RevocationLog, RevocationStore } from '../../src/revocation/contract'
 import { createMemoryStore } from '../../src/revocation/memory-store'
 import { createRedisStore } from '../../src/revocation/redis-store'
-import { RECONCILE_MS } from '../../src/revocation/replica'
+import { RECONCILE_MS } from '../../src/revocation/timing'
 import { RevocationStoreUnavailableError } from '../../src/errors'
 import { ownRedis, REDIS_URL, redisPrefix, requireRedis, waitFor } from '../helper'
 
