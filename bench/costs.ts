@@ -270,10 +270,12 @@ async function main () {
       monitor = await redis.monitor() as Redis
       monitor.on('monitor', (_time: string, args: string[], source: string) => { events.push({ args, source }) })
     }
-    /** The replica's heartbeat: GET of the sequence and marker keys, PING on the subscriber connection. */
+    /**
+     * The replica's heartbeat: an MGET of the sequence and marker keys (a read of a token is an
+     * MGET that starts with the marker), PING on the subscriber connection.
+     */
     const background = (e: MonitorEvent) =>
-      e.source === subscriber ||
-      (e.args[0].toLowerCase() === 'get' && (e.args[1] === `${PREFIX}seq` || e.args[1] === `${PREFIX}rebuilt`))
+      e.source === subscriber || (e.args[0].toLowerCase() === 'mget' && e.args[1] === `${PREFIX}seq`)
 
     /** Monitor events up to our marker (ECHO): everything Redis ran before it has been seen. */
     const drainMonitor = async () => {

@@ -47,19 +47,23 @@ export interface RevocationStore {
   close (): void
 }
 
-export interface RevocationStoreStatus {
+/** A store's counters: one object, which the Redis store shares with its replica. */
+export interface RevocationStats {
+  /** loads from the database (start, reconnects, FLUSHALL, replica reloads) */
+  rebuilds: number
+  /** Redis commands that failed (heartbeats included) */
+  redisErrors: number
+}
+
+export interface RevocationStoreStatus extends RevocationStats {
   kind: 'memory' | 'redis'
   /** reads are answered from memory that is known to be current (always, in-process) */
   trusted: boolean
   /** seconds since the replica's last heartbeat proof; null in-process */
   leaseAgeSeconds: number | null
-  /** loads from the database (start, reconnects, FLUSHALL, replica reloads) */
-  rebuilds: number
-  /** Redis commands that failed */
-  redisErrors: number
 }
 
-/** The revocation log as the stores read it (plugins/app/revocations-repository.ts). */
+/** The revocation log as the stores read it (the `revocationsRepository` of plugins/app/repositories.ts). */
 export interface RevocationLog {
   /** Every entry still live at `now`, and the log position they cover. */
   loadAll (now: number): Promise<{ entries: RevocationEntry[], position: number }>

@@ -1,4 +1,4 @@
-import type { RevocationEntry, RevocationLog, RevocationStore } from './contract'
+import type { RevocationEntry, RevocationLog, RevocationStats, RevocationStore } from './contract'
 
 /** The in-process blocklist: the embedded store, and each instance's replica of Redis's. */
 export interface MemoryStore extends RevocationStore {
@@ -29,8 +29,8 @@ export function createMemoryStore (log: RevocationLog, sweepEveryMs = 60_000): M
     }
     return added
   }
+  const stats: RevocationStats = { rebuilds: 0, redisErrors: 0 }
   // Expired entries are dropped as they are met and by this sweep, so the maps never grow without bound.
-  let rebuilds = 0
   const sweeper = setInterval(() => {
     const now = Date.now()
     for (const map of [blocked.jti, blocked.sid]) {
@@ -50,11 +50,11 @@ export function createMemoryStore (log: RevocationLog, sweepEveryMs = 60_000): M
     async rebuild () {
       const { entries } = await log.loadAll(Date.now())
       add(entries)
-      rebuilds++
+      stats.rebuilds++
       return entries.length
     },
     async ping () {},
-    status: () => ({ kind: 'memory', trusted: true, leaseAgeSeconds: null, rebuilds, redisErrors: 0 }),
+    status: () => ({ kind: 'memory', trusted: true, leaseAgeSeconds: null, ...stats }),
     close () { clearInterval(sweeper) }
   }
 }

@@ -1,8 +1,9 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import { RevocationStoreUnavailableError } from '../errors'
-import type { RevocationEntry, RevocationLog, RevocationStore } from './contract'
-import { createReplica, LEASE_MS } from './replica'
+import type { RevocationEntry, RevocationLog, RevocationStats, RevocationStore } from './contract'
+import { createReplica } from './replica'
+import { commitWait } from './timing'
 
 /** Entries written to Redis per round trip when rebuilding; the event loop runs between batches. */
 const REBUILD_BATCH = 1000
@@ -65,8 +66,7 @@ export function createRedisStore (client: Redis, opts: RedisStoreOptions): Revoc
   let rebuilding: Promise<number> | null = null
   // Set when a write may not have reached Redis: the next read rebuilds first.
   let dirty = false
-  let rebuilds = 0
-  let errors = 0
+  const stats: RevocationStats = { rebuilds: 0, redisErrors: 0 }
 
   const publish = async (entries: RevocationEntry[]) => {
     const live = entries.filter((e) => e.until > Date.now())
@@ -109,7 +109,7 @@ export function createRedisStore (client: Redis, opts: RedisStoreOptions): Revoc
           }
           await redis.set(marker, markerValue(target, position))
           if (server === target) {
-            rebuilds++
+            stats.rebuilds++
             const event = { event: 'revocation_store.rebuilt', entries: entries.length, position }
             logger.info(event, 'revocation store rebuilt from the database')
             return entries.length
@@ -118,7 +118,7 @@ export function createRedisStore (client: Redis, opts: RedisStoreOptions): Revoc
         }
       } catch (err) {
         dirty = true
-        errors++
+        stats.redisErrors++
         throw new RevocationStoreUnavailableError(err)
       } finally {
         rebuilding = null
@@ -146,7 +146,7 @@ export function createRedisStore (client: Redis, opts: RedisStoreOptions): Revoc
     try {
       return await redis.mget(marker, keyOf('jti', jti), keyOf('sid', sid))
     } catch (err) {
-      errors++
+      stats.redisErrors++
       throw new RevocationStoreUnavailableError(err)
     }
   }
@@ -163,17 +163,26 @@ export function createRedisStore (client: Redis, opts: RedisStoreOptions): Revoc
     return j !== null || s !== null
   }
 
+  /**
+   * The revocation counter, for the replica's reloads and heartbeats. Read with the marker
+   * (one MGET: both from the same server at the same moment), so that every heartbeat also
+   * notices a Redis that may lack revocations (FLUSHALL, a restart empty or from an older
+   * snapshot, a failover) and has it rebuilt.
+   */
+  const readSequence = async () => {
+    const [sequence, found] = await redis.mget(sequenceKey, marker)
+    if (!proven(found)) rebuildInBackground()
+    return Number(sequence ?? 0)
+  }
+
   const replica = createReplica({
-    redis,
     subscriber: opts.subscriber,
     channel,
-    sequenceKey,
-    markerKey: marker,
+    readSequence,
     log,
     logger,
     republish: publish,
-    markerProves: proven,
-    onRedisBehind: rebuildInBackground
+    stats
   })
 
   // After every reconnect: another instance may have revoked while we were cut off, and
@@ -204,11 +213,11 @@ export function createRedisStore (client: Redis, opts: RedisStoreOptions): Revoc
         // The database already holds it: Redis is rebuilt from there as soon as it answers,
         // and the other replicas find it when they reconcile with the database.
         dirty = true
-        errors++
+        stats.redisErrors++
         throw new RevocationStoreUnavailableError(err)
       }
-      // Commit-wait: a replica that has not seen the message by now is no longer trusted.
-      await new Promise((resolve) => setTimeout(resolve, LEASE_MS))
+      // A replica that has not seen the message by now is no longer trusted (timing.ts).
+      await commitWait()
     },
     async rebuild () {
       const count = await rebuild()
@@ -223,13 +232,12 @@ export function createRedisStore (client: Redis, opts: RedisStoreOptions): Revoc
       }
     },
     status () {
-      const { reloads, proofAgeMs, failedBeats } = replica.state()
+      const proofAgeMs = replica.proofAgeMs()
       return {
         kind: 'redis' as const,
         trusted: replica.trusted(),
         leaseAgeSeconds: Number.isFinite(proofAgeMs) ? proofAgeMs / 1000 : null,
-        rebuilds: rebuilds + reloads,
-        redisErrors: errors + failedBeats
+        ...stats
       }
     },
     close () {

@@ -9,9 +9,10 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { RevocationEntry, RevocationLog, RevocationStore } from '../../src/revocation/contract'
 import { createMemoryStore } from '../../src/revocation/memory-store'
 import { createRedisStore } from '../../src/revocation/redis-store'
-import { RECONCILE_MS } from '../../src/revocation/replica'
+import { RECONCILE_MS } from '../../src/revocation/timing'
 import { RevocationStoreUnavailableError } from '../../src/errors'
 import { ownRedis, REDIS_URL, redisPrefix, requireRedis, waitFor } from '../helper'
+import { startRedisProxy } from '../support/redis-proxy'
 
 const noop = () => {}
 const logger = { info: noop, warn: noop, error: noop, debug: noop, trace: noop, fatal: noop, child: () => logger, level: 'silent', silent: noop } as unknown as FastifyBaseLogger
@@ -160,6 +161,27 @@ t.test('redis: answers from the replica while the lease holds, heartbeats includ
   await waitFor(async () => typeof store.isRevoked(id(), id()) === 'boolean')
   await sleep(1000)
   t.equal(typeof store.isRevoked(id(), id()), 'boolean', 'still trusted: the heartbeats keep renewing the lease')
+})
+
+t.test('redis: once a revocation is answered, an instance whose link to Redis stalled refuses the token or fails closed', async (t) => {
+  await requireRedis(t)
+  const prefix = redisPrefix()
+  const proxy = await startRedisProxy({ port: Number(new URL(REDIS_URL).port) })
+  t.teardown(() => proxy.close())
+  const a = await redisStore(t, REDIS_URL, prefix, database().log)
+  // B's database never shows the revocation: its reconciliation (once a second) would repair
+  // it, and this is about what holds before then: the lease and the commit-wait (timing.ts).
+  const b = await redisStore(t, proxy.url, prefix, database().log)
+  await waitFor(async () => typeof b.store.isRevoked(id(), id()) === 'boolean') // B answers from its replica
+  proxy.stall() // B's subscription (its heartbeats too) and its commands: nothing moves, nothing closes
+  const sid = id()
+  await a.store.revoke([{ kind: 'sid', id: sid, until: Date.now() + 60_000 }])
+  const answer = await Promise.resolve(b.store.isRevoked(id(), sid)).catch((err: unknown) => err)
+  t.ok(answer === true || answer instanceof RevocationStoreUnavailableError,
+    `B, asked as soon as the revocation is answered: refused, or an error (got ${String(answer)})`)
+  proxy.resume()
+  await waitFor(async () => await Promise.resolve(b.store.isRevoked(id(), sid)).catch(() => false) === true)
+  t.pass('and B holds it once its link moves again')
 })
 
 t.test('redis: a revocation found only in the database (its message lost) reaches the replica and Redis', async (t) => {

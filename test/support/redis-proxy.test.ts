@@ -15,6 +15,9 @@ t.test('command names are read whatever the chunking', async (t) => {
   const read = commandReader((n) => byByte.push(n))
   for (const byte of wire) read(Buffer.from([byte]))
   t.same(byByte, ['SET', 'PING', 'MGET'], 'split at every byte')
+  const args: string[][] = []
+  commandReader((_n, a) => args.push(a))(wire)
+  t.same(args, [['k\r\nv1', 'x'], [], ['a', 'b', 'c']], 'and their arguments (a CRLF inside one included)')
 })
 
 t.test('a proxy in front of Redis', async (t) => {
@@ -47,8 +50,16 @@ t.test('a proxy in front of Redis', async (t) => {
   t.equal(await stalled, 'OK', 'resumed: the kept command goes through, on the same connection')
   t.equal(await direct.get(`${prefix}s`), '1')
 
-  proxy.cutOn(`${prefix}cut`)
-  await t.rejects(client.set(`${prefix}cut`, '1'), 'the connection that sends the text is cut')
-  t.equal(await direct.get(`${prefix}cut`), null, 'and the command never reaches Redis')
+  const asked = proxy.watch(`${prefix}w`)
+  await client.mget(`${prefix}w`, `${prefix}other`)
+  await client.get(`${prefix}other`)
+  t.equal(asked(), 1, 'counts the commands that carry a text')
+
+  proxy.cutOn(`${prefix}cut`, { unless: 'MGET' })
+  t.same(await client.mget(`${prefix}cut`), [null], 'a read that carries the text goes through')
+  // A write beside a read, in one pipeline (one chunk): the read does not spare it.
+  await client.pipeline().mget(`${prefix}cut`).set(`${prefix}cut`, '1').exec().catch(() => {})
+  t.equal(await direct.get(`${prefix}cut`), null, 'the write that carries the text never reaches Redis')
+  t.not(client.status, 'ready', 'its connection was cut')
   t.equal(await subscriber.ping(), 'PONG', 'other connections live on')
 })

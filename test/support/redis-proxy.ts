@@ -15,10 +15,11 @@ export interface RedisProxy {
   /** Forwards what was kept, in order, and carries on as before. */
   resume (): void
   /**
-   * The next time a client sends bytes containing `text` (on any connection), that
-   * connection is destroyed on both sides and the chunk is never forwarded. One shot. With
-   * `downMs`, the link then stays down that long: new connections are dropped at once.
-   * With `unless`, a chunk that also contains that text (e.g. 'MGET', a read) goes through.
+   * The next time a client sends a command with an argument containing `text` (on any
+   * connection), that connection is destroyed on both sides and the command never reaches
+   * Redis (the chunk that completes it is not forwarded). One shot. With `downMs`, the link
+   * then stays down that long: new connections are dropped at once. With `unless`, a command
+   * of that name (e.g. 'MGET', a read) goes through.
    */
   cutOn (text: string, opts?: { downMs?: number, unless?: string }): void
   /**
@@ -28,16 +29,22 @@ export interface RedisProxy {
   retarget (target: { host?: string, port: number }): void
   /** How many commands named `name` (case-insensitive) clients have sent so far. */
   count (name: string): number
+  /**
+   * Counts, from now on, the commands with an argument containing `text` (e.g. a token's
+   * `sid:<id>` key: what an instance asks Redis about that token); the answer reads the count.
+   */
+  watch (text: string): () => number
   close (): Promise<void>
 }
 
 const CRLF = Buffer.from('\r\n')
 
 /**
- * Reads command names out of a client's RESP stream (`*N\r\n$len\r\nNAME\r\n...`), whatever
- * the chunking: a chunk may hold many pipelined commands, and a command may span chunks.
+ * Reads commands (name, then arguments) out of a client's RESP stream
+ * (`*N\r\n$len\r\nNAME\r\n...`), whatever the chunking: a chunk may hold many pipelined
+ * commands, and a command may span chunks.
  */
-export function commandReader (onCommand: (name: string) => void) {
+export function commandReader (onCommand: (name: string, args: string[]) => void) {
   let pending: Buffer = Buffer.alloc(0)
   // Each returns the offset just past what it read, or -1 when more bytes are needed.
   const line = (at: number) => {
@@ -48,24 +55,24 @@ export function commandReader (onCommand: (name: string) => void) {
     if (pending[at] !== 0x2a) { // not `*`: an inline command, "NAME arg ...\r\n"
       const l = line(at)
       if (l === null) return -1
-      const name = l.text.trim().split(/\s+/)[0]
-      if (name) onCommand(name)
+      const [name, ...args] = l.text.trim().split(/\s+/)
+      if (name) onCommand(name, args)
       return l.next
     }
     const header = line(at)
     if (header === null) return -1
     const n = Number(header.text.slice(1))
     let pos = header.next
-    let name: string | null = null
+    const parts: string[] = []
     for (let i = 0; i < n; i++) {
       const len = line(pos)
       if (len === null) return -1
       const size = Number(len.text.slice(1))
       if (pending.length < len.next + size + 2) return -1
-      if (i === 0) name = pending.toString('latin1', len.next, len.next + size)
+      parts.push(pending.toString('latin1', len.next, len.next + size))
       pos = len.next + size + 2
     }
-    if (name !== null) onCommand(name)
+    if (parts.length > 0) onCommand(parts[0], parts.slice(1))
     return pos
   }
   return (chunk: Buffer) => {
@@ -101,6 +108,7 @@ export async function startRedisProxy (first: { host?: string, port: number }): 
   let cut: { text: string, downMs: number, unless?: string } | null = null
   let downUntil = 0
   const counts = new Map<string, number>()
+  const watched = new Map<string, number>()
   const links = new Set<{ client: Socket, server: Socket, flush: () => void }>()
 
   const proxy = createServer((client) => {
@@ -110,28 +118,27 @@ export async function startRedisProxy (first: { host?: string, port: number }): 
     const down = pipe(client)
     const link = { client, server, flush: () => { up.flush(); down.flush() } }
     links.add(link)
-    const read = commandReader((name) => {
+    // Set when a command completed by the chunk being read is the one to cut on.
+    let cutHere = false
+    const read = commandReader((name, args) => {
       const key = name.toUpperCase()
       counts.set(key, (counts.get(key) ?? 0) + 1)
+      for (const [text, n] of watched) if (args.some((a) => a.includes(text))) watched.set(text, n + 1)
+      if (cut !== null && key !== cut.unless?.toUpperCase() && args.some((a) => a.includes(cut!.text))) cutHere = true
     })
-    // The last bytes sent, so that a text split across two chunks is still found.
-    let tail = ''
     const destroy = () => {
       links.delete(link)
       client.destroy()
       server.destroy()
     }
     client.on('data', (chunk: Buffer) => {
-      const text = chunk.toString('latin1')
-      // An occurrence that ends in this chunk (it may start in the previous one's tail).
-      const found = cut !== null && (tail + text).indexOf(cut.text, Math.max(0, tail.length - cut.text.length + 1)) !== -1
-      if (cut !== null && found && (cut.unless === undefined || !text.includes(cut.unless))) {
+      read(chunk)
+      if (cutHere && cut !== null) {
+        // Redis has at most the start of that command, which it never runs.
         downUntil = Date.now() + cut.downMs
         cut = null
         return destroy()
       }
-      tail = (tail + text).slice(-1024)
-      read(chunk)
       up.send(chunk, stalled)
     })
     server.on('data', (chunk: Buffer) => down.send(chunk, stalled))
@@ -161,6 +168,11 @@ export async function startRedisProxy (first: { host?: string, port: number }): 
       links.clear()
     },
     count: (name) => counts.get(name.toUpperCase()) ?? 0,
+    watch (text) {
+      watched.set(text, watched.get(text) ?? 0)
+      const from = watched.get(text)!
+      return () => watched.get(text)! - from
+    },
     async close () {
       for (const link of [...links]) { link.client.destroy(); link.server.destroy() }
       links.clear()
