@@ -88,7 +88,9 @@ t.test('SIGTERM lets an in-flight request finish, then exits 0', async (t) => {
   const username = uniqueName('Inflight')
   t.equal((await call(server.url, 'POST', '/auth/register', { username, password: PASSWORD })).status, 201)
   const inFlight = call(server.url, 'POST', '/auth/login', { username, password: PASSWORD })
-  await new Promise((resolve) => setTimeout(resolve, 50)) // the login is being hashed now
+  // The server has the login (its "incoming request" line) before the SIGTERM: a fixed 50 ms
+  // was not enough on a loaded machine, and the signal closed the listener first.
+  await waitFor(async () => server.output().split('\n').some((line) => line.includes('"url":"/auth/login"') && line.includes('incoming request')), 60_000)
   const exited = server.stop('SIGTERM')
   const login = await inFlight
   t.equal(login.status, 200, 'the in-flight login completed')
