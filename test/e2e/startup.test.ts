@@ -59,11 +59,11 @@ t.test('without JWT_SECRET the warning says what a restart costs, and it is true
     'and its new access token works')
 })
 
-/** The server with its stdout on a terminal (util-linux `script` gives it a pseudo-terminal). */
+/** The server with its stdout on a terminal (util-linux `script` gives it a pseudo-terminal); BCRYPT_COST at the floor, as NODE_ENV is not test here. */
 async function onTerminal (t: Test, env: Record<string, string>) {
   const port = await freePort()
   const child = spawn('script', ['-qfec', `${process.execPath} ${SERVER_ENTRY}`, '/dev/null'], {
-    env: { PATH: process.env.PATH, ...testEnv({ LOG_LEVEL: 'info' }), PORT: String(port), HOST: '127.0.0.1', ...env } as NodeJS.ProcessEnv,
+    env: { PATH: process.env.PATH, ...testEnv({ LOG_LEVEL: 'info', BCRYPT_COST: '10' }), PORT: String(port), HOST: '127.0.0.1', ...env } as NodeJS.ProcessEnv,
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true
   })
@@ -83,7 +83,7 @@ t.test('logs are readable on a terminal in development, JSON lines elsewhere', a
   const prod = await onTerminal(t, { NODE_ENV: 'production' })
   t.match(prod, /\{"level":30,.*"msg":"Server listening/, 'production logs JSON even on a terminal')
 
-  const piped = await startServer(t, { NODE_ENV: 'development' })
+  const piped = await startServer(t, { NODE_ENV: 'development', BCRYPT_COST: '10' }) // below 10 is for NODE_ENV=test alone
   t.match(piped.output(), /\{"level":30,.*"msg":"Server listening/, 'a pipe gets JSON in development too')
 })
 

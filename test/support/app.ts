@@ -4,6 +4,7 @@ import { buildApp } from '../../src/app'
 import { loadConfig } from '../../src/config'
 import type { TokenPair } from '../../src/schemas/tokens'
 import { DIALECT, fileDatabase } from './postgres'
+import { cachedSerializers } from './serializers'
 
 // Building the app for a test, and the users and tokens most tests start from.
 
@@ -14,12 +15,15 @@ export const TEST_SECRET = randomBytes(32).toString('base64url')
 /** The TOTP secrets' key (MFA_ENCRYPTION_KEY): per test process, shared by the servers it starts. */
 export const TEST_MFA_KEY = randomBytes(32).toString('base64')
 
-/** The environment every test app and test server starts from: in-memory SQLite, the cheapest allowed bcrypt, silent logs. */
+/** The environment every test app and test server starts from: in-memory SQLite, the cheapest bcrypt, silent logs. */
 export function testEnv (overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
   return {
     NODE_ENV: 'test',
     DATABASE_URL: ':memory:',
-    BCRYPT_COST: '10',
+    // bcrypt's minimum, which only NODE_ENV=test accepts: tests check what is done with a hash,
+    // not its cost, and at 10 hashing was most of the suite's time (two route files on a busy
+    // machine: 284 s at 10, 69 s at 4). Tests that need slow hashing set BCRYPT_COST.
+    BCRYPT_COST: '4',
     JWT_SECRET: TEST_SECRET,
     MFA_ENCRYPTION_KEY: TEST_MFA_KEY,
     LOG_LEVEL: 'silent',
@@ -40,13 +44,8 @@ export async function build (
   if (DIALECT === 'postgres' && !('DATABASE_URL' in overrides)) overrides = { ...overrides, DATABASE_URL: await fileDatabase() }
   // No load shedding unless a test asks for it: a loaded machine starves the nice-19 hashing
   // threads, and a set-up login shed with 503 is not what a test checks (CI saw it at load 15).
-  const config = loadConfig(testEnv({ HASHING_MAX_WAIT_MS: '600000', ...overrides }))
-  // bcrypt at cost 4 (below the service's floor of 10, which the environment cannot set):
-  // in-process tests check what is done with a hash, not its cost; at cost 10 the hashing was
-  // most of the suite's time (two route files on a busy machine: 284 s at 10, 69 s at 4).
-  // Tests of the cost itself set BCRYPT_COST; the server-process tests keep the real floor.
-  if (!('BCRYPT_COST' in overrides)) config.bcryptCost = 4
-  const app = await buildApp(config, options)
+  const app = await buildApp(loadConfig(testEnv({ HASHING_MAX_WAIT_MS: '600000', ...overrides })),
+    { schemaController: { compilersFactory: { buildSerializer: cachedSerializers } }, ...options })
   t.teardown(() => app.close())
   await app.ready()
   return app

@@ -29,6 +29,13 @@ t.test('without JWT_SECRET outside production: a random 256-bit key, never a fix
   t.not(a.jwt.secret.toString('hex'), b.jwt.secret.toString('hex'))
 })
 
+t.test('BCRYPT_COST below the floor of 10 only for a test suite (NODE_ENV=test), down to 4', async (t) => {
+  t.equal(loadConfig({ NODE_ENV: 'test', BCRYPT_COST: '4' }).bcryptCost, 4)
+  t.equal(loadConfig({ NODE_ENV: 'test', BCRYPT_COST: '9' }).bcryptCost, 9)
+  t.equal(loadConfig({ BCRYPT_COST: '10' }).bcryptCost, 10, 'the floor everywhere else')
+  t.throws(() => loadConfig({ BCRYPT_COST: '9' }), /at least 10/)
+})
+
 t.test('each bad value names its variable', async (t) => {
   const bad: Array<[Record<string, string>, string]> = [
     [{ NODE_ENV: 'production' }, 'JWT_SECRET'],
@@ -37,6 +44,9 @@ t.test('each bad value names its variable', async (t) => {
     [{ PORT: 'eighty' }, 'PORT'],
     [{ PORT: '70000' }, 'PORT'],
     [{ BCRYPT_COST: '9' }, 'BCRYPT_COST'],
+    [{ BCRYPT_COST: '9', NODE_ENV: 'production', JWT_SECRET: secret }, 'BCRYPT_COST'],
+    [{ BCRYPT_COST: '4', NODE_ENV: 'development' }, 'BCRYPT_COST'],
+    [{ BCRYPT_COST: '3', NODE_ENV: 'test' }, 'BCRYPT_COST'],
     [{ BCRYPT_COST: '16' }, 'BCRYPT_COST'],
     [{ ACCESS_TOKEN_TTL: '-5' }, 'ACCESS_TOKEN_TTL'],
     [{ ACCESS_TOKEN_TTL: '1.5' }, 'ACCESS_TOKEN_TTL'],
