@@ -1,4 +1,10 @@
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
 import t from 'tap'
+
+// Node's own CommonJS require (with its cache), whatever loader runs this file: under tsx the
+// file's `require` can be a shim without `require.cache` (CI saw it undefined).
+const nodeRequire = createRequire(join(process.cwd(), 'package.json'))
 
 // drizzle.config.ts is drizzle-kit's one entry: its dialect must follow DATABASE_URL the way
 // the service reads it, or `npm run db:generate` would write one dialect's SQL for both.
@@ -7,9 +13,9 @@ const load = (url: string | undefined) => {
   if (url === undefined) delete process.env.DATABASE_URL
   else process.env.DATABASE_URL = url
   try {
-    const entry = require.resolve('../../drizzle.config')
-    delete require.cache[entry] // read afresh: it chooses at load time
-    return (require(entry) as { default: Record<string, any> }).default
+    const entry = nodeRequire.resolve('./drizzle.config')
+    delete nodeRequire.cache[entry] // read afresh: it chooses at load time
+    return (nodeRequire(entry) as { default: Record<string, any> }).default
   } finally {
     if (saved === undefined) delete process.env.DATABASE_URL
     else process.env.DATABASE_URL = saved
