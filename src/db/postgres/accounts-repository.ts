@@ -1,7 +1,7 @@
 import { and, eq, gt, isNull, lt, or, sql } from 'drizzle-orm'
 import type { AccountsRepository, MfaProof } from '../repositories'
 import { usernameKey } from '../repositories'
-import { likePrefix, toAccount, toRoles } from '../shared'
+import { likePrefix, toAccount, toRoles } from '../dialect-rules'
 import type { PgOrm, PostgresDb } from './client'
 import { revokeSessionsOfUser } from './revocation-log'
 import { mfaChallenges, mfaRecoveryCodes, passwordResetTokens, users } from './schema'

@@ -1,6 +1,6 @@
 import { and, desc, eq, lt } from 'drizzle-orm'
 import type { AuditRepository } from '../repositories'
-import { olderThan } from '../shared'
+import { olderThan } from '../dialect-rules'
 import type { PostgresDb } from './client'
 import { auditEvents } from './schema'
 

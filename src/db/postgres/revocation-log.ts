@@ -1,7 +1,7 @@
 import { and, eq, gt, isNotNull, isNull, ne, sql, type SQL } from 'drizzle-orm'
 import type { RevocationEntry, Revoked } from '../../revocation/contract'
 import type { Renewal } from '../repositories'
-import { revocationOf, sessionEntries } from '../shared'
+import { revocationOf, sessionEntries } from '../dialect-rules'
 import { LOCKS, type PgOrm } from './client'
 import { revocationLog, revokedTokens, sessions } from './schema'
 
@@ -28,7 +28,7 @@ export async function appendToLog (tx: PgOrm, entries: RevocationEntry[], now: n
 /**
  * Revokes the live sessions of `scope` and logs them (appendToLog, last), in the caller's
  * transaction. The UPDATE's condition is re-checked after any wait for a row: one
- * revocation wins each session. Answers as src/db/shared.ts says (revocationOf).
+ * revocation wins each session. Answers as src/db/dialect-rules.ts says (revocationOf).
  */
 export async function revokeSessions (tx: PgOrm, scope: SQL[], reason: string, now: number): Promise<Revoked> {
   const revokedNow = await tx.update(sessions).set({ revokedAt: now, revokedReason: reason })

@@ -1,7 +1,7 @@
 import { and, asc, eq, gt, isNull, lt, or, sql } from 'drizzle-orm'
 import type { AccountsRepository } from '../repositories'
 import { usernameKey } from '../repositories'
-import { likePrefix, toAccount, toRoles } from '../shared'
+import { likePrefix, toAccount, toRoles } from '../dialect-rules'
 import type { SqliteDb } from './client'
 import { revokeSessionsOfUser } from './revocation-log'
 import { mfaChallenges, mfaRecoveryCodes, passwordResetTokens, users } from './schema'

@@ -2,7 +2,7 @@ import { and, eq, gt, isNotNull, isNull, ne, sql, type SQL } from 'drizzle-orm'
 import type { BaseSQLiteDatabase } from 'drizzle-orm/sqlite-core'
 import type { RevocationEntry, Revoked } from '../../revocation/contract'
 import type { Renewal } from '../repositories'
-import { revocationOf, sessionEntries, type SessionUntil } from '../shared'
+import { revocationOf, sessionEntries, type SessionUntil } from '../dialect-rules'
 import { revocationLog, revokedTokens, sessions } from './schema'
 
 /** A database or a transaction: the helpers below run inside the caller's transaction. */
@@ -19,7 +19,7 @@ export function appendToLog (tx: Writer, entries: RevocationEntry[], now: number
 
 /**
  * Revokes the live sessions of `scope` and logs them, in the caller's transaction. Answers
- * as src/db/shared.ts says (revocationOf).
+ * as src/db/dialect-rules.ts says (revocationOf).
  */
 export function revokeSessions (tx: Writer, scope: SQL[], reason: string, now: number): Revoked {
   const revokedNow = tx.update(sessions).set({ revokedAt: now, revokedReason: reason })
