@@ -1,8 +1,8 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { request } from 'node:http'
 import { once } from 'node:events'
 import pg from 'pg'
-import { createPostgresDatabase, ownPostgres, PASSWORD, REDIS_URL, redisPrefix, requireRedis, spawnServer, startServer, uniqueName, waitFor } from '../helper'
+import { createPostgresDatabase, databaseUrl, freePort, ownPostgres, PASSWORD, POSTGRES_URL, REDIS_URL, redisPrefix, requirePostgres, requireRedis, spawnServer, startServer, uniqueName, waitFor } from '../helper'
 
 // Real processes on one PostgreSQL (and one Redis): the promises that only hold if the
 // database, not a process, decides. Needs `npm run build` (it runs dist/src/server.js).
@@ -35,23 +35,32 @@ const login = async (base: string, username: string) => {
   return res.body as { access_token: string, refresh_token: string }
 }
 
-async function twoInstances (t: Test) {
-  await requireRedis(t)
-  // No load shedding here (HASHING_MAX_WAIT_MS): 16 registrations hashing at once on a busy
-  // 2-core machine were shed with 503, which is not what these tests are about.
-  const env = {
-    DATABASE_URL: await createPostgresDatabase(t),
-    REDIS_URL,
-    REDIS_PREFIX: redisPrefix(),
-    RATE_LIMITS: 'off',
-    HASHING_MAX_WAIT_MS: '600000'
-  }
-  const [a, b] = await Promise.all([startServer(t, env), startServer(t, env)])
-  return { a: a.url, b: b.url }
+let instances: Promise<{ a: string, b: string }> | undefined
+/**
+ * Two instances on one PostgreSQL database and one Redis, shared by this file's two-instance
+ * tests (each uses names of its own): a pair costs four CPU-seconds to start, and CI's 12
+ * minutes are shared by 90 files. They live until the file ends.
+ */
+function twoInstances () {
+  instances ??= (async () => {
+    await requireRedis(t)
+    // No load shedding here (HASHING_MAX_WAIT_MS): 16 registrations hashing at once on a busy
+    // 2-core machine were shed with 503, which is not what these tests are about.
+    const env = {
+      DATABASE_URL: await createPostgresDatabase(t),
+      REDIS_URL,
+      REDIS_PREFIX: redisPrefix(),
+      RATE_LIMITS: 'off',
+      HASHING_MAX_WAIT_MS: '600000'
+    }
+    const [a, b] = await Promise.all([startServer(t, env), startServer(t, env)])
+    return { a: a.url, b: b.url }
+  })()
+  return instances
 }
 
 t.test('two instances: a logout on A is refused by B on the very next request, every time', async (t) => {
-  const { a, b } = await twoInstances(t)
+  const { a, b } = await twoInstances()
   const username = uniqueName('loop')
   t.equal((await call(a, 'POST', '/auth/register', { username, password: PASSWORD })).status, 201, 'registered on A')
   const rounds = 20 // every one must be refused; was 200, then 60: CI's 12 minutes are shared by 90 files
@@ -67,7 +76,7 @@ t.test('two instances: a logout on A is refused by B on the very next request, e
 })
 
 t.test('two instances: a refresh token rotated on A and reused on B kills the session everywhere', async (t) => {
-  const { a, b } = await twoInstances(t)
+  const { a, b } = await twoInstances()
   const username = uniqueName('reuse')
   t.equal((await call(a, 'POST', '/auth/register', { username, password: PASSWORD })).status, 201)
   const first = await login(a, username)
@@ -81,7 +90,7 @@ t.test('two instances: a refresh token rotated on A and reused on B kills the se
 })
 
 t.test('two instances: parallel refreshes of one token across A and B: at most one 200', async (t) => {
-  const { a, b } = await twoInstances(t)
+  const { a, b } = await twoInstances()
   const username = uniqueName('burst')
   t.equal((await call(a, 'POST', '/auth/register', { username, password: PASSWORD })).status, 201)
   for (let round = 0; round < 10; round++) {
@@ -94,7 +103,7 @@ t.test('two instances: parallel refreshes of one token across A and B: at most o
 })
 
 t.test('two instances: parallel registrations of one name: one 201, the rest 409', async (t) => {
-  const { a, b } = await twoInstances(t)
+  const { a, b } = await twoInstances()
   const username = uniqueName('same')
   const answers = await Promise.all(Array.from({ length: 16 }, (_, i) =>
     call(i % 2 === 0 ? a : b, 'POST', '/auth/register', { username: i % 4 < 2 ? username : username.toUpperCase(), password: PASSWORD })))
@@ -187,10 +196,9 @@ t.test('started before its PostgreSQL: waits for it (DATABASE_START_WAIT_MS), th
 })
 
 t.test('PostgreSQL still down when DATABASE_START_WAIT_MS runs out: the start fails, saying why', async (t) => {
-  const db = await ownPostgres(t)
-  await db.stop()
+  // a port nothing listens on is a PostgreSQL that is down
   const secret = 'start-wait-pw-2718'
-  const server = await spawnServer(t, { DATABASE_URL: db.url.replace('postgres@', `postgres:${secret}@`), DATABASE_START_WAIT_MS: '1500' })
+  const server = await spawnServer(t, { DATABASE_URL: `postgres://postgres:${secret}@127.0.0.1:${await freePort()}/postgres`, DATABASE_START_WAIT_MS: '1500' })
   const [code] = await once(server.child, 'exit')
   t.equal(code, 1)
   t.match(server.output(), /^DATABASE_URL: PostgreSQL was not reachable within DATABASE_START_WAIT_MS \(1500 ms, \d+ attempts\): ECONNREFUSED from 127\.0\.0\.1:\d+\. Start it/m)
@@ -201,8 +209,8 @@ t.test('PostgreSQL still down when DATABASE_START_WAIT_MS runs out: the start fa
 })
 
 t.test('a PostgreSQL that refuses us (no such database): the start fails at once, not after the wait', async (t) => {
-  const db = await ownPostgres(t)
-  const server = await spawnServer(t, { DATABASE_URL: db.url.replace(/\/postgres$/, '/no_such_database'), DATABASE_START_WAIT_MS: '600000' })
+  await requirePostgres(t)
+  const server = await spawnServer(t, { DATABASE_URL: databaseUrl(POSTGRES_URL, 'no_such_database'), DATABASE_START_WAIT_MS: '600000' })
   const [code] = await once(server.child, 'exit')
   t.equal(code, 1, 'exited, although the wait is ten minutes')
   t.match(server.output(), /^DATABASE_URL: database "no_such_database" does not exist on 127\.0\.0\.1:\d+\. Create it \(createdb\)/m)

@@ -21,7 +21,8 @@ let databases = 0
 /** The machine's shared server (trust auth); tests only create and drop databases on it. */
 export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 
-const databaseUrl = (server: string, database: string) => {
+/** The URL of `database` on the server at `server` (a URL of that server). */
+export const databaseUrl = (server: string, database: string) => {
   const url = new URL(server)
   url.pathname = `/${database}`
   return url.toString()
