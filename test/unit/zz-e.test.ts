@@ -1,1 +1,0 @@
-import t from 'tap'; t.pass('x')
