@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { once } from 'node:events'
@@ -10,6 +10,17 @@ import { freePort } from './ports'
 // The built service (dist/) as a process of its own, as production runs it.
 
 export const SERVER_ENTRY = join(__dirname, '..', '..', 'dist', 'src', 'server.js')
+
+/**
+ * Node's flags from `npm start` (package.json: `node <flags> dist/src/server.js`), so that a
+ * test server's heap is sized as production's. The smaller young generation also costs less
+ * at start: 3.1 instead of 3.4 CPU-seconds, 160 instead of 210 MB (9 starts, 2026-12-04).
+ */
+export const START_FLAGS: string[] = (() => {
+  const start = (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start
+  const words = start.split(/\s+/)
+  return words.slice(words.indexOf('node') + 1, words.indexOf('dist/src/server.js'))
+})()
 
 // V8's code cache (Node's NODE_COMPILE_CACHE), shared by every server a test run starts: each
 // start compiles the same ~900 modules, and the cache saved 0.22 of 3.4 CPU-seconds a start
@@ -46,7 +57,7 @@ export async function spawnServer (
 ): Promise<RunningServer & { ready: () => Promise<void> }> {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'auth-service-'))
-  const child = spawn(process.execPath, [SERVER_ENTRY], {
+  const child = spawn(process.execPath, [...START_FLAGS, SERVER_ENTRY], {
     env: {
       PATH: process.env.PATH,
       NODE_COMPILE_CACHE: COMPILE_CACHE,
