@@ -25,8 +25,9 @@ function send (base: string, method: string, path: string, body?: unknown, token
       res.on('end', () => resolve({ status: res.statusCode!, retryAfter: res.headers['retry-after'], body: text === '' ? undefined : JSON.parse(text) }))
     })
     // Not a timing assertion: only so that a request the server never answers fails the
-    // test instead of hanging it.
-    req.setTimeout(60_000, () => req.destroy(new Error(`${method} ${path}: no answer`)))
+    // test instead of hanging it. 60 s was too short for one registration at cost 13 with a CPU
+    // hog on each core and two other suites running (the nice-19 hashing threads starve).
+    req.setTimeout(600_000, () => req.destroy(new Error(`${method} ${path}: no answer`)))
     req.on('error', reject)
     req.end(body === undefined ? undefined : JSON.stringify(body))
   })
