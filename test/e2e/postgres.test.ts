@@ -7,8 +7,6 @@ import { createPostgresDatabase, databaseUrl, freePort, ownPostgres, PASSWORD, P
 // Real processes on one PostgreSQL (and one Redis): the promises that only hold if the
 // database, not a process, decides. Needs `npm run build` (it runs dist/src/server.js).
 
-t.setTimeout(600_000)
-
 interface Answer { status: number, body: any }
 
 /** One request on a connection of its own (no keep-alive), so that a burst is really parallel. */

@@ -27,10 +27,6 @@ async function mfaTokens (bases: string[], username: string, n: number) {
   return tokens
 }
 
-// Only a bound for a hung file: with a nice-0 CPU hog on each core, bcrypt at cost 11 in
-// the service's nice-19 threads takes seconds a hash, and this file took 252 s.
-t.setTimeout(1_800_000)
-
 t.test('accounts races, two processes', async (t) => {
   await requireRedis(t)
   // Cost 11 (over 100 ms a hash): the disable below must be answered while logins are still

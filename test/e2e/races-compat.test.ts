@@ -8,11 +8,6 @@ import { authenticateUser, burst, call, compatLogout, compatRegister, me, putUse
 // SQLite here, on PostgreSQL in races-compat.postgres.test.ts.
 // docs/api.md, Tokens and sessions, "Concurrency": a token renewed on use is renewed at most once.
 
-// Only a bound for a hung file: with a nice-0 CPU hog on each core, the service's nice-19
-// hashing threads get a sliver of a core, a hash at cost 12 takes some 15 s, and the
-// PUT-racing-a-logout trials alone took 377 s.
-t.setTimeout(1_800_000)
-
 const NEW_PASSWORD = 'an entirely new passphrase'
 
 t.test('F8: a compat token renewed on use is renewed once, however many copies race', async (t) => {

@@ -12,8 +12,6 @@ import { burst, call, claims, me, refresh, register, session, sleep, type Answer
 // that session is accepted again. The refresh either commits first (and the revocation's
 // `sid` entry lasts until the new token's exp) or gets 401.
 
-t.setTimeout(900_000)
-
 // Sessions per revoking route. On the old code (PostgreSQL) 40 gave 34, 26, 28, 1 and 36 sessions
 // whose `sid` entry did not cover a refreshed token: at those rates 8 rounds miss the race on a
 // route with odds of (14/40)^8 < 1/4000 at worst (logout-all), the password change aside (1 in 40

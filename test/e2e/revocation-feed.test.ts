@@ -7,8 +7,6 @@ import { openStream, type SseStream } from '../support/sse'
 // revocations racing on both, each stream checked against the log itself. Needs
 // `npm run build` (it runs dist/src/server.js).
 
-t.setTimeout(600_000)
-
 const FEED_TOKEN = 'e2e-revocation-feed-token-0123456789abcdef'
 const feedAuth = { authorization: `Bearer ${FEED_TOKEN}` }
 

@@ -7,8 +7,6 @@ import { distribution, refusedAfter, startFleet, streamOf } from '../support/fle
 // until they refuse the token. The figures are reported, not asserted (the machine is shared);
 // what is asserted is that every round ends in a refusal, on both apps.
 
-t.setTimeout(600_000)
-
 // 20 in CI (every round must end in a refusal); PROPAGATION_ROUNDS=200 for the figures the README
 // quotes (200 rounds took 3 minutes of CI's 12 on the 2-core machine).
 const ROUNDS = Number(process.env.PROPAGATION_ROUNDS ?? 20)

@@ -10,9 +10,6 @@ import { distribution, refusedAfter, startFleet, streamOf } from '../support/fle
 
 const NEW_PASSWORD = 'another passphrase entirely'
 
-// Real processes on a 2-core machine shared with other work: starting them all takes a while.
-t.setTimeout(600_000)
-
 t.test('one fleet: revocations, a stalled feed, then a killed instance', async (t) => {
   const fleet = await startFleet(t)
   const { a, b } = fleet.pair

@@ -9,9 +9,6 @@ import { bearerMatcher } from '../../plugins/app/revocation-feed'
 // The revocation feed (docs/api.md "Revocation feed"), on one app: GET /revocations and the
 // event stream. Many instances on one PostgreSQL: test/e2e/revocation-feed.test.ts.
 
-// Tens of thousands of log rows (paging, a slow consumer) on a busy machine: more than tap's 120 s.
-t.setTimeout(300_000)
-
 const FEED_TOKEN = 'a-revocation-feed-token-for-tests-only-0123456789'
 const feedAuth = bearer(FEED_TOKEN)
 
