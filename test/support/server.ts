@@ -23,7 +23,7 @@ export const START_FLAGS: string[] = (() => {
 })()
 
 // V8's code cache (Node's NODE_COMPILE_CACHE), shared by every server a test run starts: each
-// start compiles the same ~900 modules, and the cache saved 0.22 of 3.4 CPU-seconds a start
+// start compiles the same modules, and the cache saved 0.22 of 3.4 CPU-seconds a start
 // (8 starts, 2026-12-04). The service itself does not turn it on: where a production host
 // keeps compiled code is its operator's choice.
 const COMPILE_CACHE = join(tmpdir(), 'auth-service-test-compile-cache')
