@@ -116,7 +116,22 @@ export async function startDownstream (dir: string, env: Record<string, string>)
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   const get = async (path: string, token?: string) => {
-    const res = await fetch(`${url}${path}`, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } })
+    let res: Response
+    try {
+      // A bound far above any answer (the default is undici's 300 s), so that a request the
+      // app never answers fails with what the app was doing, not a bare "fetch failed".
+      res = await fetch(`${url}${path}`, {
+        headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(60_000)
+      })
+    } catch (err) {
+      const state = child.exitCode !== null || child.signalCode !== null
+        ? `exited (${child.exitCode ?? child.signalCode})`
+        : 'running'
+      const cause = (err as Error & { cause?: Error }).cause?.message ?? ''
+      throw new Error(`GET ${path} on the downstream app failed: ${(err as Error).message} ${cause}; ` +
+        `the app is ${state}; its last output:\n${out.slice(-4000)}`)
+    }
     const text = await res.text()
     let body: unknown = text
     try { body = JSON.parse(text) } catch {}
