@@ -1,5 +1,5 @@
 import t from 'tap'
-import { startServer } from '../helper'
+import { logLines, startServer } from '../helper'
 
 // Issue 15, finding 8: a token sent in the query string was logged with req.url.
 
@@ -12,7 +12,7 @@ t.test('a query string never reaches the log: the URL is logged as its path', as
     t.ok(res.status >= 400, `${path.split('?')[0]}: refused (${res.status})`)
   }
   // The request lines of both, found by the client's request id.
-  const lines = () => server.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
+  const lines = () => logLines(server)
   const reqIds = () => new Set(lines().filter((l) => l.clientRequestId === id || l.req?.headers?.['x-request-id'] === id).map((l) => l.reqId))
   const incoming = () => lines().filter((l) => l.req !== undefined && (reqIds().has(l.reqId) || String(l.req.url).startsWith('/no-such-route') || String(l.req.url).startsWith('/users/me?')))
   const deadline = Date.now() + 10_000

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { request } from 'node:http'
 import { availableParallelism } from 'node:os'
-import { PASSWORD, startServer, uniqueName, waitFor, type RunningServer } from '../helper'
+import { logLines, PASSWORD, startServer, uniqueName, waitFor } from '../helper'
 import { parseMetrics } from '../support/prometheus'
 
 const METRICS_TOKEN = 'flood-metrics-token-for-tests'
@@ -47,7 +47,6 @@ function loginAndLeave (base: string, username: string, password: string): Promi
 }
 
 const count = (text: string, needle: string) => text.split(needle).length - 1
-const logLines = (server: RunningServer, from: number) => server.output().slice(from).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
 
 /**
  * A set-up request, sent again while it is shed (503, nothing done): at BCRYPT_COST 13 on a busy

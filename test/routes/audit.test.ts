@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { asc, sql } from 'drizzle-orm'
-import { bearer, build, login, newUser, PASSWORD, register, runSql, startServer, testDatabase, uniqueName, waitFor, type App } from '../helper'
+import { bearer, build, login, logLines, newUser, PASSWORD, register, runSql, startServer, testDatabase, uniqueName, waitFor, type App } from '../helper'
 import { loggerOptions } from '../../src/logger'
 import { auditEvents as sqliteAuditEvents } from '../../src/db/sqlite/schema'
 import { auditEvents as postgresAuditEvents } from '../../src/db/postgres/schema'
@@ -283,7 +283,7 @@ t.test('a real server behind one proxy (TRUST_PROXY=1): the client IP is the one
   const { access_token: token } = await res.json() as { access_token: string }
   const page = await (await fetch(`${server.url}/users/me/events`, { headers: bearer(token) })).json() as Page
   t.match(page.events, [{ event: 'login.success', ip: '203.0.113.7', user_agent: 'e2e-agent/2', session_id: sid(token) }, { event: 'user.registered', ip: '203.0.113.7' }])
-  const printed = () => server.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((l) => l.event === 'login.success')
+  const printed = () => logLines(server).filter((l) => l.event === 'login.success')
   await waitFor(async () => printed().length === 1)
   t.match(printed()[0], { event: 'login.success', outcome: 'success', userId: (await reg.json() as { id: string }).id, sessionId: sid(token), ip: '203.0.113.7', userAgent: 'e2e-agent/2', reqId: page.events[0].request_id })
 })

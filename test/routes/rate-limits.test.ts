@@ -2,7 +2,7 @@ import t from 'tap'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PASSWORD, REDIS_URL, redisPrefix, requireRedis, startServer, uniqueName, waitFor } from '../helper'
+import { logLines, PASSWORD, REDIS_URL, redisPrefix, requireRedis, startServer, uniqueName, waitFor } from '../helper'
 import { type Answer, checkRetryAfter, loginVia, pastTheLimit, post, registerVia, from, tally } from '../support/login-attempts'
 import { LIMITS } from '../../plugins/app/rate-limits'
 
@@ -77,7 +77,7 @@ t.test('TRUST_PROXY=1: a client is counted under the address our proxy appended;
 t.test('the request id in our logs is ours; a client\'s X-Request-Id is logged beside it as clientRequestId', async (t) => {
   const server = await startServer(t, { LOG_LEVEL: 'info' })
   const sent = 'whatever-the-client-sent'
-  const failures = () => server.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((l) => l.event === 'login.failure')
+  const failures = () => logLines(server).filter((l) => l.event === 'login.failure')
   await post(server.url, '/auth/login', { username: uniqueName('ghost'), password: 'a wrong password' }, { 'x-request-id': sent })
   await waitFor(async () => failures().length === 1)
   await post(server.url, '/auth/login', { username: uniqueName('ghost'), password: 'a wrong password' }, { 'x-request-id': 'x'.repeat(129) })

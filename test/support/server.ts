@@ -96,3 +96,29 @@ export async function spawnServer (
   }
   return { url, port, child, output: () => out, stop, ready }
 }
+
+/**
+ * The JSON log lines a server has written so far, from offset `from` of its output: complete
+ * lines only, since a pipe may deliver half of one.
+ */
+export function logLines (server: { output: () => string }, from = 0): Array<Record<string, any>> {
+  const out = server.output()
+  return out.slice(from, out.lastIndexOf('\n') + 1).split('\n')
+    .filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
+}
+
+/**
+ * The first log line `match` accepts, waited for: the line comes through a pipe, and the test
+ * may read an answer the server sent after it (on a socket) before the pipe's bytes.
+ */
+export async function logLine (
+  server: { output: () => string }, match: (line: Record<string, any>) => boolean, ms = 60_000
+): Promise<Record<string, any>> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const found = logLines(server).find(match)
+    if (found !== undefined) return found
+    if (Date.now() > deadline) throw new Error(`no such log line within ${ms} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
