@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { ownRedis, REDIS_URL, redisPrefix, requireRedis, startServer, waitFor } from '../helper'
+import { createPostgresDatabase, ownRedis, REDIS_URL, redisPrefix, requireRedis, startServer, waitFor } from '../helper'
 import { startPair } from '../support/cluster'
 import { startRedisProxy, type RedisProxy } from '../support/redis-proxy'
 import { burst, call, claims, logout, me, register, session, sleep } from '../support/http'
@@ -145,43 +145,46 @@ t.test('F4: a stalled link to Redis never lets a revoked token through, and heal
   t.equal(await me(a.url, revoked.access), 401, 'and on A')
 })
 
-t.test('F5: a link that drops again while the instance resubscribes does not bring it down', async (t) => {
-  // ioredis resubscribes a subscriber connection by itself when it is back; before 6.1 that
-  // SUBSCRIBE had no rejection handler, so a link lost again before Redis answered it was an
-  // unhandled rejection ("Command timed out", or "Connection is closed." at shutdown), and
-  // the process exited.
-  await requireRedis(t)
-  const redisTarget = { port: Number(new URL(REDIS_URL).port || 6379) }
-  const proxy = await startRedisProxy(redisTarget)
-  t.teardown(() => proxy.close())
-  const prefix = redisPrefix()
-  const channel = `${prefix}revocations`
-  // Both subscribers: the replica's and the revocation feed's.
-  const server = await startServer(t, { REDIS_URL: proxy.url, REDIS_PREFIX: prefix, REVOCATION_FEED_TOKEN: 'f'.repeat(40) })
-  const user = await register(server.url)
-  const { access } = await session(server.url, user.username)
-  await trusted(proxy, server.url, access)
+for (const dialect of ['sqlite', 'postgres'] as const) {
+  t.test(`F5 (${dialect}): a link that drops again while the instance resubscribes does not bring it down`, async (t) => {
+    // ioredis resubscribes a subscriber connection by itself when it is back; before 6.1 that
+    // SUBSCRIBE had no rejection handler, so a link lost again before Redis answered it was an
+    // unhandled rejection ("Command timed out", or "Connection is closed." at shutdown), and
+    // the process exited.
+    await requireRedis(t)
+    const redisTarget = { port: Number(new URL(REDIS_URL).port || 6379) }
+    const proxy = await startRedisProxy(redisTarget)
+    t.teardown(() => proxy.close())
+    const prefix = redisPrefix()
+    const channel = `${prefix}revocations`
+    // Both subscribers: the replica's and the revocation feed's.
+    const database = dialect === 'postgres' ? { DATABASE_URL: await createPostgresDatabase(t) } : {}
+    const server = await startServer(t, { ...database, REDIS_URL: proxy.url, REDIS_PREFIX: prefix, REVOCATION_FEED_TOKEN: 'f'.repeat(40) })
+    const user = await register(server.url)
+    const { access } = await session(server.url, user.username)
+    await trusted(proxy, server.url, access)
 
-  for (let round = 1; round <= 3; round++) {
-    const subscribes = proxy.count('SUBSCRIBE')
-    // Every link is cut; the next command that names the channel (a subscriber's resubscribe
-    // on its new connection) is cut as well, before Redis answers it, and the link stays
-    // down a while: the resubscribe fails (with ioredis 6.0 the process exited on it).
-    proxy.cutOn(channel, { downMs: 1500 })
-    proxy.retarget(redisTarget)
-    await waitFor(async () => server.child.exitCode !== null || proxy.count('SUBSCRIBE') >= subscribes + 3, 30_000)
-    if (server.child.exitCode !== null) {
-      t.fail(`round ${round}: the instance exited with ${server.child.exitCode}: ${server.output().slice(-600)}`)
-      return
+    for (let round = 1; round <= 3; round++) {
+      const subscribes = proxy.count('SUBSCRIBE')
+      // Every link is cut; the next command that names the channel (a subscriber's resubscribe
+      // on its new connection) is cut as well, before Redis answers it, and the link stays
+      // down a while: the resubscribe fails (with ioredis 6.0 the process exited on it).
+      proxy.cutOn(channel, { downMs: 1500 })
+      proxy.retarget(redisTarget)
+      await waitFor(async () => server.child.exitCode !== null || proxy.count('SUBSCRIBE') >= subscribes + 3, 30_000)
+      if (server.child.exitCode !== null) {
+        t.fail(`round ${round}: the instance exited with ${server.child.exitCode}: ${server.output().slice(-600)}`)
+        return
+      }
+      await healthy(server.url)
+      t.equal(server.child.exitCode, null, `round ${round}: the instance is still running`)
     }
-    await healthy(server.url)
-    t.equal(server.child.exitCode, null, `round ${round}: the instance is still running`)
-  }
-  // The replica resubscribed: the instance answers from it again, and still sees a logout.
-  await trusted(proxy, server.url, access)
-  t.equal(await logout(server.url, access), 204)
-  t.equal(await me(server.url, access), 401)
-})
+    // The replica resubscribed: the instance answers from it again, and still sees a logout.
+    await trusted(proxy, server.url, access)
+    t.equal(await logout(server.url, access), 204)
+    t.equal(await me(server.url, access), 401)
+  })
+}
 
 t.test('F10: lowering ACCESS_TOKEN_TTL and restarting does not forget a revocation', async (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'auth-ttl-')), 'auth.db')
