@@ -5,7 +5,7 @@ import { request } from 'node:http'
 import { existsSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PASSWORD, REDIS_URL, redisPrefix, requireRedis, SERVER_ENTRY, startServer, uniqueName, waitFor } from '../helper'
+import { logLine, PASSWORD, REDIS_URL, redisPrefix, requireRedis, SERVER_ENTRY, startServer, uniqueName, waitFor } from '../helper'
 
 async function call (base: string, method: string, path: string, body?: unknown, token?: string) {
   const headers: Record<string, string> = {}
@@ -95,7 +95,6 @@ t.test('SIGTERM lets an in-flight request finish, then exits 0', async (t) => {
   t.equal((await call(server.url, 'POST', '/auth/register', { username, password: PASSWORD })).status, 201)
   const pair = (await call(server.url, 'POST', '/auth/login', { username, password: PASSWORD })).body
   const body = Buffer.from(JSON.stringify({ refresh_token: pair.refresh_token }))
-  const lines = () => server.output().split('\n')
 
   const req = request(`${server.url}/auth/refresh`, {
     method: 'POST',
@@ -112,9 +111,9 @@ t.test('SIGTERM lets an in-flight request finish, then exits 0', async (t) => {
   })
   req.write(body.subarray(0, 10))
   // Its "incoming request" line: the service has the request before the signal.
-  await waitFor(async () => lines().some((l) => l.includes('"url":"/auth/refresh"') && l.includes('incoming request')), 60_000)
+  await logLine(server, (l) => l.req?.url === '/auth/refresh' && l.msg === 'incoming request')
   const exited = server.stop('SIGTERM')
-  await waitFor(async () => lines().some((l) => l.includes('"msg":"shutting down"')), 60_000)
+  await logLine(server, (l) => l.msg === 'shutting down')
   req.end(body.subarray(10))
 
   const res = await answered
