@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { once } from 'node:events'
 import type { Test } from 'tap'
 import { testEnv } from './app'
-import { freePort } from './ports'
+import { freePort, waitFor } from './ports'
 
 // The built service (dist/) as a process of its own, as production runs it.
 
@@ -114,11 +114,7 @@ export function logLines (server: { output: () => string }, from = 0): Array<Rec
 export async function logLine (
   server: { output: () => string }, match: (line: Record<string, any>) => boolean, ms = 60_000
 ): Promise<Record<string, any>> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const found = logLines(server).find(match)
-    if (found !== undefined) return found
-    if (Date.now() > deadline) throw new Error(`no such log line within ${ms} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+  let found: Record<string, any> | undefined
+  await waitFor(async () => (found = logLines(server).find(match)) !== undefined, ms)
+  return found!
 }
