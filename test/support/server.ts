@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { once } from 'node:events'
@@ -86,10 +86,14 @@ export async function spawnServer (
     const deadline = Date.now() + 90_000
     for (;;) {
       if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${out}`)
-      try {
-        const res = await fetch(`${url}/health`)
-        if (res.status === 200 || res.status === 503) return
-      } catch {}
+      // Our process must hold the port: test files run side by side, and another process's
+      // server handed the same free port would answer /health for a child still starting.
+      if (listensOn(child.pid!, port)) {
+        try {
+          const res = await fetch(`${url}/health`)
+          if (res.status === 200 || res.status === 503) return
+        } catch {}
+      }
       if (Date.now() > deadline) throw new Error(`server did not start: ${out}`)
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
@@ -117,4 +121,17 @@ export async function logLine (
   let found: Record<string, any> | undefined
   await waitFor(async () => (found = logLines(server).find(match)) !== undefined, ms)
   return found!
+}
+
+/** Whether process `pid` holds the listening IPv4 socket on `port` (Linux: /proc/net/tcp). */
+function listensOn (pid: number, port: number): boolean {
+  const local = `:${port.toString(16).toUpperCase().padStart(4, '0')}`
+  const inodes = readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f[1]?.endsWith(local) && f[3] === '0A') // 0A: LISTEN
+    .map((f) => `socket:[${f[9]}]`)
+  if (inodes.length === 0) return false
+  let fds: string[]
+  try { fds = readdirSync(`/proc/${pid}/fd`) } catch { return false }
+  return fds.some((fd) => { try { return inodes.includes(readlinkSync(`/proc/${pid}/fd/${fd}`)) } catch { return false } })
 }
